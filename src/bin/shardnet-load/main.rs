@@ -1,0 +1,2 @@
+//! shardnet-load (placeholder).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Wire protocols used by the example servers and the load generator (placeholder).
