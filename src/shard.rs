@@ -1,0 +1,535 @@
+//! A shard: one pinned core's executor, listener, pool, connection table, counters and user state.
+//!
+//! **How connections are spread.** Every shard has its own listening socket on the same
+//! address, all in one `SO_REUSEPORT` group, and accepts only from it: the kernel hashes each
+//! new connection onto one socket of the group, so connections are spread without any
+//! hand-off between threads, and a connection's receives, sends, timers and state stay on the
+//! core that accepted it. The alternative — one acceptor handing sockets to workers — costs a
+//! cross-thread message per connection and moves the socket away from the core its first
+//! packets were processed on. The price of `SO_REUSEPORT` is that the kernel, not load,
+//! decides the spread; the stats report the split per shard.
+//!
+//! Inside a shard nothing is shared with other threads: counters are `Cell`s, the sequence
+//! counter is a `Cell<u64>`, the pool and table are `Rc`/`RefCell`. The only cross-thread
+//! input is the control channel (shutdown, stats requests).
+
+use crate::config::{ticks_for, ServerConfig};
+use crate::conn::{CloseReason, ConnId, Connection};
+use crate::control::{Command, Control, ControlReceiver};
+use crate::error::StartError;
+use crate::pool::Pool;
+use crate::slots::{self, Slots, Wait};
+use crate::stats::{new_latency_histogram, Counters, ShardCounters, ShardStats};
+use crate::sys::runtime::{self, Listener, TaskHandle};
+use crate::sys::socket;
+use hdrhistogram::Histogram;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::os::fd::OwnedFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// Which shard this is, handed to the state factory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardInfo {
+    /// This shard's index, `0..shards`.
+    pub id: usize,
+    /// The CPU it is pinned to.
+    pub cpu: usize,
+    /// How many shards the server runs.
+    pub shards: usize,
+}
+
+/// What a handler's future may return: `()` or any `Result<(), E: Display>`.
+///
+/// An `Err` closes the connection with reason [`CloseReason::Error`] (unless an earlier
+/// reason, such as a timeout, was already observed) and is logged at debug level.
+pub trait HandlerResult {
+    /// Logs a failure for connection `id`; returns whether there was one.
+    fn report(self, id: ConnId) -> bool;
+}
+
+impl HandlerResult for () {
+    fn report(self, _id: ConnId) -> bool {
+        false
+    }
+}
+
+impl<E: fmt::Display> HandlerResult for Result<(), E> {
+    fn report(self, id: ConnId) -> bool {
+        match self {
+            Ok(()) => false,
+            Err(e) => {
+                log::debug!("connection {id}: handler returned an error: {e}");
+                true
+            }
+        }
+    }
+}
+
+/// Shard-local state shared by every connection of one shard (`!Send`).
+pub(crate) struct ShardCore {
+    pub(crate) info: ShardInfo,
+    pub(crate) pool: Pool,
+    pub(crate) slots: Slots,
+    pub(crate) counters: Counters,
+    pub(crate) max_pending_send: usize,
+    latency: RefCell<Histogram<u64>>,
+    seq: Cell<u64>,
+    next_conn: Cell<u64>,
+    tick: Cell<u32>,
+    resolution: Duration,
+    recv_ticks: u32,
+    send_ticks: u32,
+    nodelay: bool,
+    draining: Cell<bool>,
+    sweeper_waker: RefCell<Option<Waker>>,
+    idle_waker: RefCell<Option<Waker>>,
+}
+
+impl ShardCore {
+    fn new(info: ShardInfo, config: &ServerConfig, pool: Pool) -> ShardCore {
+        ShardCore {
+            info,
+            pool,
+            slots: Slots::new(config.max_connections),
+            counters: Counters::default(),
+            max_pending_send: config.max_pending_send,
+            latency: RefCell::new(new_latency_histogram()),
+            seq: Cell::new(0),
+            next_conn: Cell::new(0),
+            tick: Cell::new(0),
+            resolution: config.timer_resolution,
+            recv_ticks: config.ticks(config.recv_timeout),
+            send_ticks: config.ticks(config.send_timeout),
+            nodelay: config.nodelay,
+            draining: Cell::new(false),
+            sweeper_waker: RefCell::new(None),
+            idle_waker: RefCell::new(None),
+        }
+    }
+
+    /// The sweeper's current tick (coarse clock of the timeouts).
+    #[inline]
+    pub(crate) fn tick(&self) -> u32 {
+        self.tick.get()
+    }
+
+    /// A timeout in ticks of this shard's timer resolution.
+    pub(crate) fn ticks(&self, t: Option<Duration>) -> u32 {
+        ticks_for(t, self.resolution)
+    }
+
+    /// The next sequence stamp. Plain `Cell`: nothing crosses threads.
+    #[inline]
+    pub(crate) fn next_seq(&self) -> u64 {
+        let s = self.seq.get();
+        self.seq.set(s + 1);
+        s
+    }
+
+    /// Records one service latency sample.
+    #[inline]
+    pub(crate) fn record_latency(&self, d: Duration) {
+        let ns = d.as_nanos().min(u64::MAX as u128) as u64;
+        self.latency.borrow_mut().saturating_record(ns.max(1));
+    }
+
+    /// Drops one owner of a connection's slot; the last one counts the close reason.
+    pub(crate) fn release_slot(&self, index: u32) {
+        let Some(reason) = self.slots.release(index) else {
+            return;
+        };
+        let c = &self.counters;
+        let counter = match reason.unwrap_or(CloseReason::Local) {
+            CloseReason::PeerClosed => &c.closed_peer,
+            CloseReason::Reset => &c.closed_reset,
+            CloseReason::TimedOut => &c.closed_timeout,
+            CloseReason::Error => &c.closed_error,
+            CloseReason::Shutdown => &c.closed_shutdown,
+            CloseReason::Local => &c.closed_local,
+        };
+        Counters::inc(counter);
+        c.connections_active.set(c.connections_active.get() - 1);
+        if self.slots.live() == 0 {
+            if let Some(w) = self.idle_waker.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// A copy of everything this shard measured. Allocates the histogram copies.
+    pub(crate) fn snapshot(&self) -> ShardStats {
+        ShardStats {
+            shard: self.info.id,
+            cpu: self.info.cpu,
+            counters: self.counters.snapshot(),
+            pool: self.pool.stats(),
+            latency: self.latency.borrow().clone(),
+            pool_wait: self.pool.wait_histogram(),
+        }
+    }
+
+    /// Waits until no connection is open.
+    async fn idle(&self) {
+        poll_fn(|cx| {
+            if self.slots.live() == 0 {
+                Poll::Ready(())
+            } else {
+                *self.idle_waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// What the handler sees of its shard: ids, stats, the pool and the user state built once per
+/// shard by the factory. Cheap to clone (two reference counts); `!Send`.
+pub struct ShardContext<S> {
+    core: Rc<ShardCore>,
+    state: Rc<S>,
+}
+
+impl<S> Clone for ShardContext<S> {
+    fn clone(&self) -> Self {
+        ShardContext {
+            core: self.core.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<S> fmt::Debug for ShardContext<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardContext")
+            .field("info", &self.core.info)
+            .finish()
+    }
+}
+
+impl<S> ShardContext<S> {
+    /// This shard's index, `0..shard_count()`.
+    pub fn id(&self) -> usize {
+        self.core.info.id
+    }
+
+    /// The CPU this shard is pinned to.
+    pub fn cpu(&self) -> usize {
+        self.core.info.cpu
+    }
+
+    /// How many shards the server runs.
+    pub fn shard_count(&self) -> usize {
+        self.core.info.shards
+    }
+
+    /// The user state of this shard.
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// This shard's buffer pool (handlers may take slabs for their own buffers).
+    pub fn pool(&self) -> &Pool {
+        &self.core.pool
+    }
+
+    /// This shard's counters right now (no allocation).
+    pub fn counters(&self) -> ShardCounters {
+        self.core.counters.snapshot()
+    }
+
+    /// A full copy of this shard's stats, histograms included (allocates the copies).
+    pub fn stats(&self) -> ShardStats {
+        self.core.snapshot()
+    }
+
+    /// True once the server started shutting down.
+    pub fn is_draining(&self) -> bool {
+        self.core.draining.get()
+    }
+}
+
+/// Everything a shard thread needs, moved into it.
+pub(crate) struct ShardSetup {
+    pub(crate) info: ShardInfo,
+    pub(crate) config: ServerConfig,
+    pub(crate) listener: OwnedFd,
+    pub(crate) control: Arc<Control>,
+    pub(crate) control_fd: OwnedFd,
+    pub(crate) ready: mpsc::Sender<Result<(), StartError>>,
+}
+
+/// Runs one shard until it is shut down; returns its final stats, or `None` if its setup
+/// failed (the error went to the `ready` channel).
+pub(crate) async fn run<S, F, SFut, H, Fut>(
+    setup: ShardSetup,
+    factory: Arc<F>,
+    handler: Arc<H>,
+) -> Option<ShardStats>
+where
+    S: 'static,
+    F: Fn(ShardInfo) -> SFut + Send + Sync + 'static,
+    SFut: Future<Output = S> + 'static,
+    H: Fn(Connection, ShardContext<S>) -> Fut + Send + Sync + 'static,
+    Fut: Future + 'static,
+    Fut::Output: HandlerResult,
+{
+    let ShardSetup {
+        info,
+        config,
+        listener,
+        control,
+        control_fd,
+        ready,
+    } = setup;
+    let listener = Listener::from_fd(listener);
+    let mut control = ControlReceiver::new(control, control_fd);
+    let pool = match Pool::new(&config.pool, config.max_connections) {
+        Ok(p) => p,
+        Err(source) => {
+            let _ = ready.send(Err(StartError::Pool {
+                shard: info.id,
+                source,
+            }));
+            return None;
+        }
+    };
+    let core = Rc::new(ShardCore::new(info, &config, pool));
+    let state = Rc::new(factory(info).await);
+    let ctx = ShardContext {
+        core: core.clone(),
+        state,
+    };
+    let mut accept = Some(runtime::spawn_owned(accept_loop(ctx, listener, handler)));
+    let _sweeper = runtime::spawn_owned(sweeper(core.clone()));
+    log::debug!("shard {} ready on cpu {}", info.id, info.cpu);
+    let _ = ready.send(Ok(()));
+    drop(ready);
+    loop {
+        match control.next().await {
+            Command::Stats(reply) => {
+                let _ = reply.send(core.snapshot());
+            }
+            Command::Shutdown { drain } => {
+                drain_connections(&core, accept.take(), drain).await;
+                break;
+            }
+        }
+    }
+    log::debug!("shard {} stopped", info.id);
+    Some(core.snapshot())
+}
+
+/// Stops accepting, lets open connections finish for `drain`, then ends the rest.
+async fn drain_connections(core: &ShardCore, accept: Option<TaskHandle>, drain: Duration) {
+    let deadline = Instant::now() + drain;
+    core.draining.set(true);
+    drop(accept); // cancels the accept loop and closes the listener
+    core.slots.for_each_live(|s| {
+        s.set_flag(slots::DRAIN);
+        if s.waiting().0 == Wait::Recv {
+            s.wake();
+        }
+    });
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    futures_lite::future::or(core.idle(), runtime::sleep(remaining)).await;
+    if core.slots.live() > 0 {
+        log::info!(
+            "shard {}: drain deadline passed with {} connections open; closing them",
+            core.info.id,
+            core.slots.live()
+        );
+        core.slots.for_each_live(|s| {
+            s.set_reason(CloseReason::Shutdown);
+            s.set_flag(slots::FORCE);
+            s.wake();
+        });
+        // Forced tasks end at their next poll, which the wake-up above schedules.
+        futures_lite::future::or(core.idle(), runtime::sleep(Duration::from_secs(1))).await;
+    }
+}
+
+/// How long accepting pauses after running out of descriptors, at first and at most.
+const BACKOFF_MIN: Duration = Duration::from_millis(1);
+const BACKOFF_MAX: Duration = Duration::from_millis(200);
+
+async fn accept_loop<S, H, Fut>(ctx: ShardContext<S>, listener: Listener, handler: Arc<H>)
+where
+    S: 'static,
+    H: Fn(Connection, ShardContext<S>) -> Fut + Send + Sync + 'static,
+    Fut: Future + 'static,
+    Fut::Output: HandlerResult,
+{
+    let core = ctx.core.clone();
+    let c = &core.counters;
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => {
+                backoff = BACKOFF_MIN;
+                s
+            }
+            Err(e) => {
+                let code = e.raw_os_error().unwrap_or(0);
+                if matches!(
+                    code,
+                    libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+                ) {
+                    Counters::inc(&c.accept_backoffs);
+                    if c.accept_backoffs.get().is_power_of_two() {
+                        log::warn!(
+                            "shard {}: accept: {e}; pausing accepts (backoff #{})",
+                            core.info.id,
+                            c.accept_backoffs.get()
+                        );
+                    }
+                    runtime::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                } else {
+                    Counters::inc(&c.accept_errors);
+                    log::debug!("shard {}: accept: {e}", core.info.id);
+                    if !matches!(
+                        code,
+                        libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM
+                    ) {
+                        runtime::sleep(backoff).await;
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                    }
+                }
+                continue;
+            }
+        };
+        let Some(slot) = core.slots.acquire(core.recv_ticks, core.send_ticks) else {
+            Counters::inc(&c.connections_rejected);
+            drop(stream); // accepted and closed at once
+            continue;
+        };
+        let peer = socket::peer_addr(stream.fd()).unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+        if let Err(e) = socket::tune_accepted(stream.fd(), core.nodelay) {
+            log::debug!("shard {}: tuning accepted socket: {e}", core.info.id);
+        }
+        let id = ConnId {
+            shard: core.info.id as u32,
+            local: core.next_conn.get(),
+        };
+        core.next_conn.set(id.local + 1);
+        Counters::inc(&c.connections_accepted);
+        let active = c.connections_active.get() + 1;
+        c.connections_active.set(active);
+        if active > c.connections_peak.get() {
+            c.connections_peak.set(active);
+        }
+        if active == 1 {
+            if let Some(w) = core.sweeper_waker.borrow_mut().take() {
+                w.wake();
+            }
+        }
+        let conn = Connection::new(core.clone(), stream, slot, id, peer);
+        runtime::spawn(supervise(
+            core.clone(),
+            slot,
+            id,
+            handler(conn, ctx.clone()),
+        ));
+    }
+}
+
+/// Releases the task's share of a slot however the task ends (even if it is dropped).
+struct TaskSlot {
+    core: Rc<ShardCore>,
+    slot: u32,
+}
+
+impl Drop for TaskSlot {
+    fn drop(&mut self) {
+        self.core.release_slot(self.slot);
+    }
+}
+
+/// Runs a handler's future: keeps the connection's waker in its slot, drops the future when
+/// the drain deadline forces the connection closed, and turns a panic into a closed
+/// connection (reason error) instead of a dead shard.
+async fn supervise<Fut>(core: Rc<ShardCore>, slot: u32, id: ConnId, fut: Fut)
+where
+    Fut: Future,
+    Fut::Output: HandlerResult,
+{
+    let guard = TaskSlot { core, slot };
+    let mut fut = pin!(Some(fut));
+    let failed = poll_fn(|cx| {
+        let s = guard.core.slots.get(slot);
+        if s.flags() & slots::FORCE != 0 {
+            fut.set(None);
+            return Poll::Ready(false);
+        }
+        s.register(cx.waker());
+        let Some(f) = fut.as_mut().as_pin_mut() else {
+            return Poll::Ready(false);
+        };
+        match catch_unwind(AssertUnwindSafe(|| f.poll(cx))) {
+            Ok(Poll::Ready(out)) => Poll::Ready(out.report(id)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic".to_string());
+                log::error!("connection {id}: handler panicked: {msg}");
+                Counters::inc(&guard.core.counters.handler_panics);
+                s.set_reason(CloseReason::Error);
+                Poll::Ready(true)
+            }
+        }
+    })
+    .await;
+    // Drop the handler's future (and with it, usually, the connection) before counting.
+    fut.set(None);
+    if failed {
+        guard.core.slots.get(slot).set_reason(CloseReason::Error);
+    }
+}
+
+/// Enforces receive and send timeouts, one tick per `timer_resolution`, while connections are
+/// open; sleeps without a timer while there are none.
+async fn sweeper(core: Rc<ShardCore>) {
+    loop {
+        if core.slots.live() == 0 {
+            poll_fn(|cx| {
+                if core.slots.live() > 0 {
+                    Poll::Ready(())
+                } else {
+                    *core.sweeper_waker.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+        }
+        runtime::sleep(core.resolution).await;
+        let tick = core.tick.get().wrapping_add(1);
+        core.tick.set(tick);
+        let c = &core.counters;
+        core.slots.for_each_live(|s| {
+            let (wait, since) = s.waiting();
+            let waited = tick.wrapping_sub(since);
+            let (limit, flag, counter) = match wait {
+                Wait::Recv => (s.recv_ticks.get(), slots::RECV_TIMED_OUT, &c.recv_timeouts),
+                Wait::Send => (s.send_ticks.get(), slots::SEND_TIMED_OUT, &c.send_timeouts),
+                Wait::None | Wait::Pool => return,
+            };
+            // `since` was taken somewhere inside its tick, so waiting `limit + 1` ticks
+            // guarantees at least the full timeout.
+            if limit > 0 && waited > limit && s.flags() & flag == 0 {
+                s.set_flag(flag);
+                Counters::inc(counter);
+                s.wake();
+            }
+        });
+    }
+}
