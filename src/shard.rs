@@ -519,9 +519,13 @@ async fn sweeper(core: Rc<ShardCore>) {
             let (wait, since) = s.waiting();
             let waited = tick.wrapping_sub(since);
             let (limit, flag, counter) = match wait {
-                Wait::Recv => (s.recv_ticks.get(), slots::RECV_TIMED_OUT, &c.recv_timeouts),
-                Wait::Send => (s.send_ticks.get(), slots::SEND_TIMED_OUT, &c.send_timeouts),
-                Wait::None | Wait::Pool => return,
+                Wait::Recv | Wait::RecvPool => {
+                    (s.recv_ticks.get(), slots::RECV_TIMED_OUT, &c.recv_timeouts)
+                }
+                Wait::Send | Wait::SendPool => {
+                    (s.send_ticks.get(), slots::SEND_TIMED_OUT, &c.send_timeouts)
+                }
+                Wait::None => return,
             };
             // `since` was taken somewhere inside its tick, so waiting `limit + 1` ticks
             // guarantees at least the full timeout.

@@ -23,8 +23,10 @@ pub(crate) enum Wait {
     None,
     /// Waiting for data from the peer.
     Recv,
-    /// Waiting for a free slab.
-    Pool,
+    /// Waiting for a free slab to receive into (counts against the receive timeout).
+    RecvPool,
+    /// Waiting for a free slab to queue a write into (counts against the send timeout).
+    SendPool,
     /// Waiting for the peer to take sent data.
     Send,
 }

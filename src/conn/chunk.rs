@@ -102,6 +102,30 @@ impl Chunk {
         n
     }
 
+    /// Moves the bytes to the start of the slab, so all free room is at the end. O(len).
+    pub fn compact(&mut self) {
+        if self.start > 0 {
+            let (start, end) = (self.start as usize, self.end as usize);
+            self.slab.copy_within(start..end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+
+    /// The free room after the bytes, for a receive to append into.
+    pub(crate) fn spare_mut(&mut self) -> &mut [u8] {
+        let end = self.end as usize;
+        &mut self.slab[end..]
+    }
+
+    /// Records `n` bytes received into [`Chunk::spare_mut`], with their stamp.
+    pub(crate) fn appended(&mut self, n: usize, seq: u64, at: Instant) {
+        debug_assert!(n <= self.spare_capacity());
+        self.end += n as u32;
+        self.seq = seq;
+        self.received_at = at;
+    }
+
     /// The underlying slab (its full capacity), giving up the chunk's metadata.
     pub fn into_slab(self) -> Slab {
         self.slab

@@ -168,13 +168,18 @@ impl Connection {
     /// Receives the next chunk: `Ok(None)` at end of stream.
     ///
     /// The bytes land directly in a slab of the shard's pool; the chunk holds that slab until
-    /// dropped. If the pool is empty this waits for a slab (the socket is not read meanwhile).
-    /// No allocation.
+    /// dropped. If the pool is empty this waits for a slab (the socket is not read meanwhile,
+    /// so TCP pushes back on the peer). No allocation.
+    ///
+    /// A handler that keeps a partial message while it waits for the rest should append to
+    /// the chunk it holds with [`recv_into`](Connection::recv_into) rather than take a second
+    /// slab: many connections each holding one slab and waiting for another can empty the
+    /// pool for everyone (the receive timeout then ends the waiters).
     ///
     /// # Errors
-    /// [`ConnError::TimedOut`] when no data came within the receive timeout,
-    /// [`ConnError::Reset`] when the peer reset, [`ConnError::Shutdown`] when the server is
-    /// draining and no more data is available now, [`ConnError::Io`] otherwise.
+    /// [`ConnError::TimedOut`] when no data came (or no slab was free) within the receive
+    /// timeout, [`ConnError::Reset`] when the peer reset, [`ConnError::Shutdown`] when the
+    /// server is draining and no more data is available now, [`ConnError::Io`] otherwise.
     pub async fn recv(&mut self) -> Result<Option<Chunk>, ConnError> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
@@ -190,21 +195,89 @@ impl Connection {
         if self.rx_eof {
             return Poll::Ready(Ok(None));
         }
-        self.check(slots::RECV_TIMED_OUT)?;
+        if let Err(e) = self.check(slots::RECV_TIMED_OUT) {
+            self.core.pool.cancel(&mut self.pool_wait);
+            return Poll::Ready(Err(e));
+        }
         let core = &*self.core;
-        let slot = core.slots.get(self.slot);
         let mut slab = match core.pool.poll_take(cx, &mut self.pool_wait) {
             Poll::Ready(s) => s,
             Poll::Pending => {
-                slot.begin_wait(Wait::Pool, core.tick());
+                let slot = core.slots.get(self.slot);
+                slot.begin_wait(Wait::RecvPool, core.tick());
                 slot.register(cx.waker());
                 return Poll::Pending;
             }
         };
-        let draining = slot.flags() & slots::DRAIN != 0;
-        let result = if draining {
+        // On `Pending` the slab is dropped here and goes straight back: idle connections
+        // hold none.
+        let n = std::task::ready!(self.poll_read_into(cx, &mut slab))?;
+        if n == 0 {
+            return Poll::Ready(Ok(None));
+        }
+        let now = Instant::now();
+        let seq = self.core.next_seq();
+        Poll::Ready(Ok(Some(Chunk::new(slab, n, seq, self.id, now))))
+    }
+
+    /// Receives more bytes into the spare room of a chunk the handler already holds (after
+    /// its current bytes), instead of taking another slab; the chunk is compacted first if
+    /// it has no room at its end. Returns the bytes appended; `Ok(0)` at end of stream. The
+    /// chunk takes the new receive's sequence stamp.
+    ///
+    /// # Errors
+    /// As for [`recv`](Connection::recv); [`ConnError::Io`] with `InvalidInput` when the
+    /// chunk's slab is full of unconsumed bytes (copy them out or drop the chunk).
+    pub async fn recv_into(&mut self, chunk: &mut Chunk) -> Result<usize, ConnError> {
+        if let Some(pending) = self.rx_pending.take() {
+            chunk.compact();
+            let n = chunk.extend_from_slice(&pending);
+            if n < pending.len() {
+                let mut rest = pending;
+                rest.advance(n);
+                self.rx_pending = Some(rest);
+            }
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+        if chunk.spare_capacity() == 0 {
+            chunk.compact();
+        }
+        if chunk.spare_capacity() == 0 {
+            return Err(ConnError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "recv_into: the chunk's slab is full",
+            )));
+        }
+        let n = poll_fn(|cx| {
+            if self.rx_eof {
+                return Poll::Ready(Ok(0));
+            }
+            self.check(slots::RECV_TIMED_OUT)?;
+            self.poll_read_into(cx, chunk.spare_mut())
+        })
+        .await?;
+        if n > 0 {
+            let seq = self.core.next_seq();
+            chunk.appended(n, seq, Instant::now());
+        }
+        Ok(n)
+    }
+
+    /// Reads into `buf`: at once if data is there, else waits for readiness (or, while the
+    /// shard drains, fails with `Shutdown` instead of waiting). Counts what arrives; `Ok(0)`
+    /// marks end of stream.
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<Result<usize, ConnError>> {
+        let core = &*self.core;
+        let slot = core.slots.get(self.slot);
+        let result = if slot.flags() & slots::DRAIN != 0 {
             // Take what is already here, but do not wait for more.
-            match socket::recv(self.stream.fd(), &mut slab) {
+            match socket::recv(self.stream.fd(), buf) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     slot.end_wait();
                     return Poll::Ready(Err(self.fail(ConnError::Shutdown)));
@@ -212,11 +285,9 @@ impl Connection {
                 r => r,
             }
         } else {
-            match self.stream.poll_read(cx, &mut slab) {
+            match self.stream.poll_read(cx, buf) {
                 Poll::Ready(r) => r,
                 Poll::Pending => {
-                    // Nothing to read: the slab goes straight back; idle connections hold none.
-                    drop(slab);
                     slot.begin_wait(Wait::Recv, core.tick());
                     slot.register(cx.waker());
                     return Poll::Pending;
@@ -228,17 +299,15 @@ impl Connection {
             Ok(0) => {
                 self.rx_eof = true;
                 slot.set_reason(CloseReason::PeerClosed);
-                Poll::Ready(Ok(None))
+                Poll::Ready(Ok(0))
             }
             Ok(n) => {
-                let now = Instant::now();
-                let seq = core.next_seq();
                 Counters::inc(&core.counters.chunks_received);
                 Counters::add(&core.counters.bytes_received, n as u64);
                 if self.unanswered_since.is_none() {
-                    self.unanswered_since = Some(now);
+                    self.unanswered_since = Some(Instant::now());
                 }
-                Poll::Ready(Ok(Some(Chunk::new(slab, n, seq, self.id, now))))
+                Poll::Ready(Ok(n))
             }
             Err(e) => Poll::Ready(Err(self.fail(ConnError::from_io(e)))),
         }
@@ -380,6 +449,10 @@ impl Connection {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        if let Err(e) = self.check(slots::SEND_TIMED_OUT) {
+            self.core.pool.cancel(&mut self.pool_wait);
+            return Poll::Ready(Err(e));
+        }
         let limit = self.core.max_pending_send;
         if self.out.bytes() >= limit || (self.out.tail_spare() == 0 && self.out.slots_full()) {
             // At the bound: make room by sending (waits for a peer that is not reading).
@@ -401,7 +474,7 @@ impl Connection {
                 }
                 Poll::Pending if n == 0 => {
                     let slot = core.slots.get(self.slot);
-                    slot.begin_wait(Wait::Pool, core.tick());
+                    slot.begin_wait(Wait::SendPool, core.tick());
                     slot.register(cx.waker());
                     return Poll::Pending;
                 }
