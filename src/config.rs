@@ -245,14 +245,20 @@ mod tests {
     #[test]
     fn validate_rejects_bad_values() {
         assert!(ServerConfig::default().validate().is_ok());
-        let mut c = ServerConfig::default();
-        c.max_connections = 0;
+        let c = ServerConfig {
+            max_connections: 0,
+            ..ServerConfig::default()
+        };
         assert_eq!(c.validate(), Err(ConfigError::MaxConnections(0)));
-        let mut c = ServerConfig::default();
-        c.recv_timeout = Some(Duration::ZERO);
+        let c = ServerConfig {
+            recv_timeout: Some(Duration::ZERO),
+            ..ServerConfig::default()
+        };
         assert_eq!(c.validate(), Err(ConfigError::ZeroTimeout("recv_timeout")));
-        let mut c = ServerConfig::default();
-        c.cores = Cores::List(vec![0, 0]);
+        let c = ServerConfig {
+            cores: Cores::List(vec![0, 0]),
+            ..ServerConfig::default()
+        };
         assert_eq!(c.validate(), Err(ConfigError::DuplicateCore(0)));
         let mut c = ServerConfig::default();
         c.pool.slab_size = 1;

@@ -44,9 +44,9 @@ async fn hold_two(mut conn: Connection, _shard: ShardContext<()>) -> Result<(), 
     Ok(())
 }
 
-/// `clients` clients connect, then all send `bytes` at once and read the echo back.
-/// Returns how many got every byte back intact.
-fn run_clients(addr: SocketAddr, clients: usize, bytes: usize) -> usize {
+/// `clients` clients connect, then all send `bytes` at once (pausing `pause` after the first
+/// 100 bytes) and read the echo back. Returns how many got every byte back intact.
+fn run_clients(addr: SocketAddr, clients: usize, bytes: usize, pause: Duration) -> usize {
     let start_line = Arc::new(Barrier::new(clients));
     let handles: Vec<_> = (0..clients)
         .map(|i| {
@@ -58,7 +58,11 @@ fn run_clients(addr: SocketAddr, clients: usize, bytes: usize) -> usize {
                 let mut w = s.try_clone().unwrap();
                 let expected = msg.clone();
                 let writer = std::thread::spawn(move || {
-                    for part in msg.chunks(1500) {
+                    if w.write_all(&msg[..100]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(pause);
+                    for part in msg[100..].chunks(1500) {
                         if w.write_all(part).is_err() {
                             return;
                         }
@@ -107,7 +111,7 @@ fn more_senders_than_slabs_all_data_delivered_within_the_bound() {
             max_in_use
         })
     };
-    let intact = run_clients(server.local_addr(), CLIENTS, BYTES);
+    let intact = run_clients(server.local_addr(), CLIENTS, BYTES, Duration::ZERO);
     stop.store(true, Ordering::SeqCst);
     let max_seen = sampler.join().expect("sampler");
     assert_eq!(intact, CLIENTS, "every client got every byte back");
@@ -142,9 +146,16 @@ fn slab_hoarding_handlers_are_ended_by_the_receive_timeout() {
     config.recv_timeout = Some(Duration::from_millis(500));
     config.timer_resolution = Duration::from_millis(20);
     let server = Server::start(config, hold_two).expect("server starts");
-    // 32 connections each holding one slab and waiting for another wedge 8 slabs; the
-    // receive timeout ends the waiters, their slabs return, and the shard serves again.
-    run_clients(server.local_addr(), 32, 64 * 1024);
+    // 32 connections send a first piece, then the rest after a pause: 8 of them hold a slab
+    // each and wait for a second one, the others wait for any — every slab is taken and
+    // every connection waits on the pool. The receive timeout ends the waiters, their slabs
+    // return, and the shard serves again.
+    let intact = run_clients(
+        server.local_addr(),
+        32,
+        64 * 1024,
+        Duration::from_millis(300),
+    );
     let stats = util::wait_stats(&server, "connections closed and slabs returned", |s| {
         let m = s.merged();
         m.counters.connections_active == 0 && m.pool.slabs_in_use == 0
@@ -152,9 +163,11 @@ fn slab_hoarding_handlers_are_ended_by_the_receive_timeout() {
     let m = stats.merged();
     assert!(m.pool.high_water <= SLABS as u64);
     eprintln!(
-        "hoarding: closed by timeout {}, by peer {}, waits {}",
+        "hoarding: {intact}/32 intact; closed by timeout {}, by peer {}, waits {}",
         m.counters.closed_timeout, m.counters.closed_peer, m.pool.waits
     );
+    assert_eq!(m.pool.high_water, SLABS as u64, "the pool was wedged");
+    assert!(m.counters.closed_timeout >= 8, "the waiters were timed out");
     // Afterwards a well-behaved client is served.
     let mut s = util::connect(server.local_addr());
     let mut buf = Vec::new();

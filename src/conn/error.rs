@@ -99,7 +99,7 @@ impl From<ConnError> for io::Error {
         match e {
             ConnError::TimedOut => io::ErrorKind::TimedOut.into(),
             ConnError::Reset => io::ErrorKind::ConnectionReset.into(),
-            ConnError::Shutdown => io::Error::new(io::ErrorKind::Other, ConnError::Shutdown),
+            ConnError::Shutdown => io::Error::other(ConnError::Shutdown),
             ConnError::Io(e) => e,
         }
     }

@@ -108,8 +108,7 @@ fn map(len: usize, extra_flags: libc::c_int) -> io::Result<NonNull<u8>> {
     if ptr == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
-    NonNull::new(ptr.cast())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::Other, "mmap returned null"))
+    NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
 }
 
 impl Drop for Region {

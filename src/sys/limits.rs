@@ -20,7 +20,7 @@ pub(crate) fn raise_nofile_limit() -> io::Result<(u64, u64)> {
         // SAFETY: setrlimit reads one rlimit from `lim`.
         cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
     }
-    Ok((before as u64, lim.rlim_cur as u64))
+    Ok((before, lim.rlim_cur))
 }
 
 /// The soft `RLIMIT_MEMLOCK` in bytes (`u64::MAX` when unlimited).
@@ -32,7 +32,7 @@ pub(crate) fn memlock_limit() -> u64 {
     // SAFETY: getrlimit writes one rlimit into `lim`.
     match cvt(unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) }) {
         Ok(_) if lim.rlim_cur == libc::RLIM_INFINITY => u64::MAX,
-        Ok(_) => lim.rlim_cur as u64,
+        Ok(_) => lim.rlim_cur,
         Err(_) => 0,
     }
 }

@@ -66,9 +66,10 @@ pub(crate) fn bind_reuseport_group(
         socket.bind(&SockAddr::from(bound))?;
         socket.listen(backlog)?;
         if bound.port() == 0 {
-            bound = socket.local_addr()?.as_socket().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::Other, "listener has no IP address")
-            })?;
+            bound = socket
+                .local_addr()?
+                .as_socket()
+                .ok_or_else(|| io::Error::other("listener has no IP address"))?;
         }
         // SAFETY: `into_raw_fd` hands over ownership of an open descriptor exactly once.
         fds.push(unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) });
