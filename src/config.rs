@@ -3,7 +3,9 @@
 //! Every capacity is fixed at start; none grows with the number of clients. The README has a
 //! table of every setting and its default.
 
+use crate::error::StartError;
 use crate::pool::{PoolConfig, PoolConfigError};
+use crate::sys::limits;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -205,6 +207,38 @@ impl ServerConfig {
             _ => {}
         }
         Ok(())
+    }
+
+    /// The CPU ids the shards will run on, one per shard, resolved against this process's
+    /// affinity mask — what [`Server::start`](crate::Server::start) will use. Useful to size
+    /// per-shard structures (such as a [`Mesh`](crate::mesh::Mesh)) before starting.
+    ///
+    /// # Errors
+    /// [`StartError::NoSuchCore`] or [`StartError::NotEnoughCores`].
+    pub fn resolve_cores(&self) -> Result<Vec<usize>, StartError> {
+        let allowed = limits::allowed_cores();
+        if allowed.is_empty() {
+            return Err(StartError::NotEnoughCores {
+                requested: 1,
+                allowed: 0,
+            });
+        }
+        match &self.cores {
+            Cores::All => Ok(allowed),
+            Cores::Count(n) if *n > allowed.len() => Err(StartError::NotEnoughCores {
+                requested: *n,
+                allowed: allowed.len(),
+            }),
+            Cores::Count(n) => Ok(allowed[..*n].to_vec()),
+            Cores::List(list) => {
+                for c in list {
+                    if !allowed.contains(c) {
+                        return Err(StartError::NoSuchCore { core: *c, allowed });
+                    }
+                }
+                Ok(list.clone())
+            }
+        }
     }
 
     /// Timeout in sweeper ticks (rounded up), 0 for none.

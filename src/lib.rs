@@ -78,6 +78,7 @@ pub use pool::{Pool, PoolConfig, Slab};
 pub use server::{Server, ServerHandle};
 pub use shard::{HandlerResult, ShardContext, ShardInfo};
 pub use stats::{MergedStats, ShardCounters, ShardStats, StatsSnapshot};
+pub use sys::mesh;
 
 /// Raises this process's soft `RLIMIT_NOFILE` to its hard limit; returns `(before, after)`.
 ///

@@ -7,7 +7,7 @@
 //! shuts the server down or asks for live stats from any thread; [`Server::join`] waits for
 //! the end and returns each shard's final stats.
 
-use crate::config::{Cores, ServerConfig};
+use crate::config::ServerConfig;
 use crate::control::{Command, Control};
 use crate::error::{ShardFailure, StartError, StatsError};
 use crate::shard::{self, HandlerResult, ShardContext, ShardInfo, ShardSetup};
@@ -138,7 +138,7 @@ impl Server {
         Fut::Output: HandlerResult,
     {
         config.validate()?;
-        let cores = select_cores(&config.cores)?;
+        let cores = config.resolve_cores()?;
         if config.raise_nofile_limit {
             match limits::raise_nofile_limit() {
                 Ok((before, now)) if before != now => {
@@ -328,32 +328,5 @@ fn executor_error(shard: usize, cpu: usize, message: String) -> StartError {
         cpu,
         message,
         memlock_limit: limits::memlock_limit(),
-    }
-}
-
-/// Resolves the core selection against this process's affinity mask.
-fn select_cores(cores: &Cores) -> Result<Vec<usize>, StartError> {
-    let allowed = limits::allowed_cores();
-    if allowed.is_empty() {
-        return Err(StartError::NotEnoughCores {
-            requested: 1,
-            allowed: 0,
-        });
-    }
-    match cores {
-        Cores::All => Ok(allowed),
-        Cores::Count(n) if *n > allowed.len() => Err(StartError::NotEnoughCores {
-            requested: *n,
-            allowed: allowed.len(),
-        }),
-        Cores::Count(n) => Ok(allowed[..*n].to_vec()),
-        Cores::List(list) => {
-            for c in list {
-                if !allowed.contains(c) {
-                    return Err(StartError::NoSuchCore { core: *c, allowed });
-                }
-            }
-            Ok(list.clone())
-        }
     }
 }
