@@ -59,15 +59,32 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(message) => {
+        Err(Failed::Usage(message)) => {
+            eprintln!("shardnet-load: error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failed::Run(message)) => {
             eprintln!("shardnet-load: error: {message}");
             ExitCode::from(1)
         }
     }
 }
 
+/// Why a command failed: bad input (exit 2, like clap's errors) or a failed run (exit 1).
+#[derive(Debug)]
+enum Failed {
+    Usage(String),
+    Run(String),
+}
+
+impl From<String> for Failed {
+    fn from(message: String) -> Failed {
+        Failed::Run(message)
+    }
+}
+
 /// The `plot` subcommand.
-fn plot_files(args: &PlotArgs) -> Result<ExitCode, String> {
+fn plot_files(args: &PlotArgs) -> Result<ExitCode, Failed> {
     let mut series = Vec::with_capacity(args.files.len());
     for path in &args.files {
         let text = std::fs::read_to_string(path)
@@ -131,8 +148,14 @@ struct WorkerHandle {
 }
 
 /// A load run.
-fn run(args: &RunArgs) -> Result<ExitCode, String> {
-    let addr = resolve(&args.addr)?;
+fn run(args: &RunArgs) -> Result<ExitCode, Failed> {
+    let addr = resolve(&args.addr).map_err(Failed::Usage)?;
+    if args.duration.is_zero() {
+        return Err(Failed::Usage("--duration must be more than 0".into()));
+    }
+    if args.timeout.is_zero() {
+        return Err(Failed::Usage("--timeout must be more than 0".into()));
+    }
     // Fail on an unwritable output before any load is sent.
     for path in [&args.hgrm, &args.hlog, &args.json, &args.plot]
         .into_iter()
@@ -213,10 +236,10 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
             }
             Ok(_) => {}
             Err(_) => {
-                return Err(format!(
+                return Err(Failed::Run(format!(
                     "connecting to {addr} did not finish within {:.1} s",
                     (args.timeout + Duration::from_secs(5)).as_secs_f64()
-                ))
+                )))
             }
         }
     }
@@ -239,7 +262,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
                 message.push_str(&format!(" {} {n} (first: {first});", kind.name()));
             }
         }
-        return Err(message);
+        return Err(Failed::Run(message));
     }
 
     // Go.
@@ -384,7 +407,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
         cpu_last = cpu_now;
         cpu_end = cpu_now;
         if done.iter().all(|d| *d) {
-            ended_early = i + 1 < ticks.len();
+            ended_early = i + 1 < ticks.len() || end_ns < tick.at_ns;
             break;
         }
     }
@@ -453,7 +476,8 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
         client_cpu: Cpu::from(cpu),
     };
     let mut stdout = std::io::stdout().lock();
-    report::write_summary(&summary, &mut stdout).map_err(|e| format!("stdout: {e}"))?;
+    report::write_summary(&summary, &mut stdout)
+        .map_err(|e| Failed::Run(format!("stdout: {e}")))?;
     drop(stdout);
 
     let mut failures = Vec::new();
@@ -494,7 +518,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
         failures.push("a client thread stopped reporting; results may be incomplete".to_owned());
     }
     if !failures.is_empty() {
-        return Err(failures.join("; "));
+        return Err(Failed::Run(failures.join("; ")));
     }
     if errors.total() > 0 {
         eprintln!(
