@@ -263,7 +263,7 @@ fn hgrm_matches_the_summary_and_hlog_counts_match() {
     }
     // Other percentiles fall between the rows around them.
     for (q, key) in [(0.99, "p99"), (0.999, "p99.9"), (0.9999, "p99.99")] {
-        let below = d.rows.iter().filter(|r| r.percentile <= q).last().unwrap();
+        let below = d.rows.iter().rfind(|r| r.percentile <= q).unwrap();
         let above = d.rows.iter().find(|r| r.percentile >= q).unwrap();
         let v = lat(key);
         assert!(

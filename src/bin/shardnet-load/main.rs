@@ -317,7 +317,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, Failed> {
     let mut cpu_last = cpu_start;
     let mut cpu_end = cpu_start;
     let mut measured_end_ns = warmup_ns;
-    let mut ended_early = false;
+    let mut last_end_ns = 0;
     let mut lost_thread = false;
 
     let mut absorb = |msg: FromWorker,
@@ -406,11 +406,13 @@ fn run(args: &RunArgs) -> Result<ExitCode, Failed> {
         }
         cpu_last = cpu_now;
         cpu_end = cpu_now;
+        last_end_ns = end_ns;
         if done.iter().all(|d| *d) {
-            ended_early = i + 1 < ticks.len() || end_ns < tick.at_ns;
             break;
         }
     }
+    // Stopped before the plan's end: every connection failed (or a thread was lost).
+    let ended_early = ticks.last().is_some_and(|t| last_end_ns < t.at_ns);
     // Collect the final reports.
     let deadline = Instant::now() + grace;
     while !done.iter().all(|d| *d) {
@@ -422,7 +424,6 @@ fn run(args: &RunArgs) -> Result<ExitCode, Failed> {
             }
         }
     }
-    drop(absorb);
     drop(hlog_tx);
     let join_deadline = Instant::now() + Duration::from_secs(2);
     for w in workers {

@@ -42,7 +42,7 @@ pub fn write_svg<W: Write>(
 
 /// `x = log10(1/(1-p))` of a row below 100%.
 fn x_of(p: f64) -> Option<f64> {
-    (p < 1.0 && p >= 0.0).then(|| (1.0 / (1.0 - p)).log10())
+    (0.0..1.0).contains(&p).then(|| (1.0 / (1.0 - p)).log10())
 }
 
 /// 1, 2 or 5 times a power of ten, at least `v`.

@@ -81,7 +81,7 @@ impl Protocol {
         path: &str,
         host: &str,
     ) -> Protocol {
-        let mut rng = Rng::new(0x7061_7474_6572_6e);
+        let mut rng = Rng::new(0x0070_6174_7465_726e);
         let pattern: Box<[u8]> = (0..size + OFFSETS as usize)
             .map(|_| 0x21 + (rng.next_u64() % 94) as u8) // visible ASCII, for readable errors
             .collect();
@@ -505,10 +505,7 @@ mod tests {
         let mut complete = 0;
         for chunk in bytes.chunks(step) {
             buf.extend_from_slice(chunk);
-            loop {
-                let Some(&tag) = tags.get(complete) else {
-                    break;
-                };
+            while let Some(&tag) = tags.get(complete) {
                 let (n, done) = parser.feed(p, tag, &buf)?;
                 buf.drain(..n);
                 if done {
