@@ -171,12 +171,24 @@ fn run(args: &RunArgs) -> Result<ExitCode, Failed> {
         &args.path,
         &args.addr,
     ));
+    let want_files = u64::from(args.connections) + 64;
+    match sys::raise_open_file_limit(want_files) {
+        Ok(limit) if limit < want_files => eprintln!(
+            "shardnet-load: warning: the open-file limit is {limit}, below the {want_files} \
+             this run needs; connections beyond it will fail"
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("shardnet-load: warning: cannot read the open-file limit: {e}"),
+    }
     let choice = affinity::choose(addr, args.cores.as_deref());
     let threads = (args
         .threads
         .map_or(choice.cores.len().max(1), |t| t as usize))
     .min(args.connections as usize)
     .max(1);
+    if args.threads.is_some_and(|t| t as usize > threads) {
+        eprintln!("shardnet-load: note: {threads} threads, one per connection at most");
+    }
     eprintln!(
         "shardnet-load: {threads} client thread(s) on cores {}: {}",
         affinity::fmt_list(&choice.cores[..threads.min(choice.cores.len())]),

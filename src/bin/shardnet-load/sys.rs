@@ -42,6 +42,28 @@ pub fn process_cpu_times() -> io::Result<(Duration, Duration)> {
     Ok((timeval(usage.ru_utime), timeval(usage.ru_stime)))
 }
 
+/// Raises this process's soft limit of open files to `want` (at most the hard limit) if it
+/// is lower, and returns the soft limit in force.
+///
+/// # Errors
+///
+/// The error of `getrlimit(2)` or `setrlimit(2)`.
+pub fn raise_open_file_limit(want: u64) -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit on our stack.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    if lim.rlim_cur >= want {
+        return Ok(lim.rlim_cur);
+    }
+    lim.rlim_cur = want.min(lim.rlim_max);
+    // SAFETY: `lim` is a valid rlimit that only lowers or keeps the hard limit.
+    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
+    Ok(lim.rlim_cur)
+}
+
 /// Asks the kernel to wake this thread's timers within `ns` nanoseconds of their deadline
 /// (the default slack is 50 µs), so open-loop sends leave on time.
 ///
@@ -165,5 +187,12 @@ mod tests {
         assert_eq!(events.iter().next().map(|e| e.token()), Some(Token(7)));
         assert!(start.elapsed() < Duration::from_secs(1));
         set_timer_slack_ns(1_000).unwrap();
+    }
+
+    #[test]
+    fn open_file_limit_is_at_least_what_is_asked_when_allowed() {
+        let now = raise_open_file_limit(0).unwrap();
+        assert!(now > 0);
+        assert!(raise_open_file_limit(now).unwrap() >= now);
     }
 }

@@ -187,12 +187,12 @@ struct Conns {
 fn connect_all(setup: &Setup, errors: &mut ErrorCounts) -> std::io::Result<Conns> {
     let poll = Poll::new()?;
     let mut list = Vec::with_capacity(setup.conns.len());
-    let cap = match setup.mode {
-        Mode::Closed { pipeline } => pipeline,
-        Mode::Open { max_inflight, .. } => max_inflight,
+    let (cap, batch) = match setup.mode {
+        Mode::Closed { pipeline } => (pipeline, pipeline),
+        Mode::Open { max_inflight, .. } => (max_inflight, 16),
     };
     for (i, &index) in setup.conns.iter().enumerate() {
-        match Conn::connect(setup.addr, index, &setup.proto, cap, setup.seed) {
+        match Conn::connect(setup.addr, index, &setup.proto, cap, batch, setup.seed) {
             Ok(mut c) => match c.register(poll.registry(), Token(i)) {
                 Ok(()) => list.push(Some(c)),
                 Err(e) => {
@@ -422,7 +422,31 @@ fn drive(
         }
     }
     let in_flight = c.list.iter().flatten().map(|x| x.in_flight() as u64).sum();
+    close_politely(c);
     Ok((in_flight, rec.lag))
+}
+
+/// Half-closes every connection and reads until the server closes too, for at most 200 ms,
+/// so the server sees an orderly close rather than a reset caused by unread replies.
+fn close_politely(c: &mut Conns) {
+    for conn in c.list.iter().flatten() {
+        conn.shutdown_write();
+    }
+    let deadline = Instant::now() + Duration::from_millis(200);
+    loop {
+        for slot in &mut c.list {
+            if slot.as_mut().is_some_and(Conn::drain) {
+                *slot = None;
+            }
+        }
+        let now = Instant::now();
+        if c.list.iter().all(Option::is_none) || now >= deadline {
+            return;
+        }
+        if c.poll.poll(&mut c.events, Some(deadline - now)).is_err() {
+            return;
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
