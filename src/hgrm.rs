@@ -750,6 +750,39 @@ mod tests {
     }
 
     #[test]
+    fn one_tick_per_half_distance_matches_other_ports() {
+        // The same ten samples as hdrhistogram-go's PercentilesPrint example (1 tick per half
+        // distance): rows at 0, 50, 75, 87.5, 93.75 and 100%.
+        let mut h = Histogram::<u64>::new_with_bounds(1, 30_000_000, 3).unwrap();
+        for v in [
+            459_876, 669_187, 711_612, 816_326, 931_423, 1_033_197, 1_131_895, 2_477_317,
+            3_964_974, 12_718_782,
+        ] {
+            h.record(v).unwrap();
+        }
+        let d = Distribution::from_histogram(&h, 1, 1.0);
+        let rows: Vec<(f64, f64, u64)> = d
+            .rows
+            .iter()
+            .map(|r| (r.value, r.percentile, r.total_count))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (460_031.0, 0.0, 1),
+                (931_839.0, 0.5, 5),
+                (2_478_079.0, 0.75, 8),
+                (3_966_975.0, 0.875, 9),
+                (12_722_175.0, 0.9375, 10),
+                (12_722_175.0, 1.0, 10),
+            ]
+        );
+        assert_eq!(java_fixed(d.footer.mean, 3), "2491481.600");
+        assert_eq!(java_fixed(d.footer.std_deviation, 3), "3557920.109");
+        assert_eq!(d.footer.buckets, 15);
+    }
+
+    #[test]
     fn empty_histogram_has_header_and_footer_only() {
         let mut out = Vec::new();
         write_percentile_distribution(&hist(), &mut out, 5, 1000.0).unwrap();

@@ -169,6 +169,10 @@ fn open_loop_shows_a_stall_that_closed_loop_hides() {
     };
     let (open_slow, open_all, open) = run("co-open", &["--rate", "2000"]);
     let (closed_slow, closed_all, closed) = run("co-closed", &[]);
+    eprintln!(
+        "samples >= 100 ms: open loop {open_slow} of {open_all}, closed loop {closed_slow} of \
+         {closed_all}"
+    );
 
     // Open loop: every request scheduled during the first half of the 200 ms stall waited
     // at least 100 ms from its intended send time: about 200 of them at 2000 req/s.
