@@ -489,9 +489,12 @@ fn bad_arguments_are_rejected_without_a_panic() {
         assert!(!out.stderr.is_empty(), "{args:?}");
         assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
     }
-    let out = run_load(&["--addr", "no-such-host.invalid:1", "-d", "1"], LIMIT);
-    assert_eq!(out.code, Some(2), "{out:?}");
-    assert!(out.stderr.contains("cannot resolve"), "{}", out.stderr);
+    // Addresses that cannot be used fail before any lookup or connection.
+    for addr in ["127.0.0.1", "127.0.0.1:99999"] {
+        let out = run_load(&["--addr", addr, "-d", "1"], LIMIT);
+        assert_eq!(out.code, Some(2), "{addr}: {out:?}");
+        assert!(out.stderr.contains("cannot resolve"), "{}", out.stderr);
+    }
 }
 
 #[test]
