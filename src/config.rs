@@ -25,16 +25,12 @@ pub enum Cores {
 impl std::str::FromStr for Cores {
     type Err = String;
 
-    /// Parses `all`, a count like `2`, or a list like `0,1` / `0-3` / `0,2-3`.
+    /// Parses `all`, or a CPU list like `taskset -c` takes: `0`, `0,1`, `0-3`, `0,2-3`.
+    /// (A bare number is a CPU id, not a count: use [`Cores::Count`] for counts.)
     fn from_str(s: &str) -> Result<Cores, String> {
         let s = s.trim();
         if s.eq_ignore_ascii_case("all") {
             return Ok(Cores::All);
-        }
-        if !s.contains([',', '-']) {
-            if let Ok(n) = s.parse::<usize>() {
-                return Ok(Cores::Count(n));
-            }
         }
         let mut list = Vec::new();
         for part in s.split(',') {
@@ -265,7 +261,7 @@ mod tests {
     #[test]
     fn cores_parse() {
         assert_eq!("all".parse::<Cores>().unwrap(), Cores::All);
-        assert_eq!("2".parse::<Cores>().unwrap(), Cores::Count(2));
+        assert_eq!("2".parse::<Cores>().unwrap(), Cores::List(vec![2]));
         assert_eq!("0,1".parse::<Cores>().unwrap(), Cores::List(vec![0, 1]));
         assert_eq!(
             "0-2,5".parse::<Cores>().unwrap(),
