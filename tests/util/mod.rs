@@ -96,3 +96,121 @@ pub fn read_to_end_or_error(s: &mut TcpStream) -> (Vec<u8>, Result<(), std::io::
         }
     }
 }
+
+/// An example server (`target/<profile>/examples/NAME`) run as a child process on port 0.
+/// Dropping it kills the child.
+pub struct ExampleServer {
+    /// The child process.
+    pub child: std::process::Child,
+    /// Where it listens (parsed from its "listening on" line).
+    pub addr: SocketAddr,
+    stderr_lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// Path of a built example next to the test binary (cargo builds examples for `cargo test`).
+pub fn example_path(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
+    dir.join("examples").join(name)
+}
+
+impl ExampleServer {
+    /// Starts example `name` with `args` (plus `--addr 127.0.0.1:0`) and waits until it listens.
+    pub fn start(name: &str, args: &[&str]) -> ExampleServer {
+        use std::io::BufRead;
+        let path = example_path(name);
+        assert!(
+            path.exists(),
+            "example {name} not built at {}",
+            path.display()
+        );
+        let mut child = std::process::Command::new(&path)
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn example");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("example {name} did not report its address");
+                }
+            };
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                return ExampleServer {
+                    child,
+                    addr,
+                    stderr_lines: rx,
+                };
+            }
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (a number) to the child, with the `kill` command.
+    pub fn signal(&self, signal: i32) {
+        let rc = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(rc.success());
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit; returns the status, stdout and stderr.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String, String) {
+        self.signal(15);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("example did not exit within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut out = String::new();
+        if let Some(mut o) = self.child.stdout.take() {
+            let _ = o.read_to_string(&mut out);
+        }
+        // The reader thread ends at EOF, now that the child has exited.
+        let mut err = Vec::new();
+        while let Ok(line) = self.stderr_lines.recv_timeout(Duration::from_secs(5)) {
+            err.push(line);
+        }
+        (status, out, err.join("\n"))
+    }
+}
+
+impl Drop for ExampleServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
