@@ -153,6 +153,7 @@ impl ExampleServer {
                 Ok(l) => l,
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("example {name} did not report its address");
                 }
             };
