@@ -73,7 +73,7 @@ pub struct ServerArgs {
 }
 
 fn seconds(name: &str, s: f64) -> Result<Option<Duration>, String> {
-    if !s.is_finite() || s < 0.0 || s > 1e7 {
+    if !s.is_finite() || !(0.0..=1e7).contains(&s) {
         return Err(format!(
             "--{name} must be between 0 and 1e7 seconds, got {s}"
         ));
