@@ -78,6 +78,10 @@ pub struct ServerConfig {
     pub max_pending_send: usize,
     /// How long a graceful shutdown lets open connections finish. Default 5 s.
     pub drain_timeout: Duration,
+    /// How long a connection the server closes while the peer may still be sending keeps
+    /// reading (and discarding) after its FIN, so a reset cannot destroy replies in flight.
+    /// Default 1 s; zero closes at once.
+    pub linger: Duration,
     /// Resolution of the connection timeouts (the period of each shard's sweeper). Default 50 ms.
     pub timer_resolution: Duration,
     /// Listen backlog per shard. Default 1024.
@@ -106,6 +110,7 @@ impl Default for ServerConfig {
             send_timeout: Some(Duration::from_secs(30)),
             max_pending_send: 64 * 1024,
             drain_timeout: Duration::from_secs(5),
+            linger: Duration::from_secs(1),
             timer_resolution: Duration::from_millis(50),
             backlog: 1024,
             nodelay: true,

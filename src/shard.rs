@@ -88,6 +88,9 @@ pub(crate) struct ShardCore {
     send_ticks: u32,
     nodelay: bool,
     draining: Cell<bool>,
+    /// How long a closing connection lingers (0: close at once).
+    pub(crate) linger: Duration,
+    lingering: Cell<usize>,
     sweeper_waker: RefCell<Option<Waker>>,
     idle_waker: RefCell<Option<Waker>>,
 }
@@ -109,6 +112,8 @@ impl ShardCore {
             send_ticks: config.ticks(config.send_timeout),
             nodelay: config.nodelay,
             draining: Cell::new(false),
+            linger: config.linger,
+            lingering: Cell::new(0),
             sweeper_waker: RefCell::new(None),
             idle_waker: RefCell::new(None),
         }
@@ -156,7 +161,27 @@ impl ShardCore {
         };
         Counters::inc(counter);
         c.connections_active.set(c.connections_active.get() - 1);
-        if self.slots.live() == 0 {
+        self.wake_if_idle();
+    }
+
+    /// A lingering close began.
+    pub(crate) fn linger_started(&self) {
+        self.lingering.set(self.lingering.get() + 1);
+        Counters::inc(&self.counters.lingering_closes);
+    }
+
+    /// A lingering close ended.
+    pub(crate) fn linger_ended(&self) {
+        self.lingering.set(self.lingering.get() - 1);
+        self.wake_if_idle();
+    }
+
+    fn is_idle(&self) -> bool {
+        self.slots.live() == 0 && self.lingering.get() == 0
+    }
+
+    fn wake_if_idle(&self) {
+        if self.is_idle() {
             if let Some(w) = self.idle_waker.borrow_mut().take() {
                 w.wake();
             }
@@ -175,10 +200,10 @@ impl ShardCore {
         }
     }
 
-    /// Waits until no connection is open.
+    /// Waits until no connection is open or closing.
     async fn idle(&self) {
         poll_fn(|cx| {
-            if self.slots.live() == 0 {
+            if self.is_idle() {
                 Poll::Ready(())
             } else {
                 *self.idle_waker.borrow_mut() = Some(cx.waker().clone());

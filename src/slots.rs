@@ -89,7 +89,6 @@ impl Slot {
     }
 
     /// The close reason observed so far.
-    #[cfg(test)]
     pub(crate) fn reason(&self) -> Option<CloseReason> {
         self.reason.get()
     }

@@ -91,6 +91,8 @@ counters! {
     sends_sync,
     /// Sends that found the socket buffer full and waited on the reactor.
     sends_async,
+    /// Closes that lingered (FIN, then reading until the peer closed) so no reply was lost.
+    lingering_closes,
     /// Handler futures that panicked (the connection is closed with reason error).
     handler_panics,
 }

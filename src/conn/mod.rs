@@ -13,6 +13,7 @@
 mod chunk;
 mod error;
 mod io;
+mod linger;
 mod send;
 
 pub use chunk::{Chunk, ConnId};
@@ -29,6 +30,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -45,7 +47,9 @@ use std::time::{Duration, Instant};
 /// (flush first, or use [`close`](Connection::close)).
 pub struct Connection {
     core: Rc<ShardCore>,
-    stream: Stream,
+    /// The socket; taken out only by `Drop`, to hand it to a lingering close.
+    stream: Option<Stream>,
+    fd: RawFd,
     slot: u32,
     id: ConnId,
     peer: SocketAddr,
@@ -81,7 +85,8 @@ impl Connection {
     ) -> Self {
         Connection {
             core,
-            stream,
+            fd: stream.fd(),
+            stream: Some(stream),
             slot,
             id,
             peer,
@@ -277,7 +282,7 @@ impl Connection {
         let slot = core.slots.get(self.slot);
         let result = if slot.flags() & slots::DRAIN != 0 {
             // Take what is already here, but do not wait for more.
-            match socket::recv(self.stream.fd(), buf) {
+            match socket::recv(self.fd, buf) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     slot.end_wait();
                     return Poll::Ready(Err(self.fail(ConnError::Shutdown)));
@@ -285,7 +290,10 @@ impl Connection {
                 r => r,
             }
         } else {
-            match self.stream.poll_read(cx, buf) {
+            let Some(stream) = self.stream.as_mut() else {
+                return Poll::Ready(Err(ConnError::Io(std::io::ErrorKind::NotConnected.into())));
+            };
+            match stream.poll_read(cx, buf) {
                 Poll::Ready(r) => r,
                 Poll::Pending => {
                     slot.begin_wait(Wait::Recv, core.tick());
@@ -405,7 +413,7 @@ impl Connection {
     /// # Errors
     /// The `shutdown` error (`NotConnected` when the peer is already gone).
     pub fn shutdown_write(&mut self) -> std::io::Result<()> {
-        socket::shutdown_write(self.stream.fd())
+        socket::shutdown_write(self.fd)
     }
 
     /// Bytes the kernel has accepted for this socket but the peer has not acknowledged yet.
@@ -413,7 +421,7 @@ impl Connection {
     /// # Errors
     /// The `ioctl` error.
     pub fn unacked_bytes(&self) -> std::io::Result<usize> {
-        socket::unsent_bytes(self.stream.fd())
+        socket::unsent_bytes(self.fd)
     }
 
     /// Flushes, shuts down the write side (the peer sees end of stream after every byte),
@@ -424,7 +432,7 @@ impl Connection {
     /// The flush's error; errors after the flush are ignored (the connection is ending).
     pub async fn close(mut self, linger: Duration) -> Result<(), ConnError> {
         self.flush().await?;
-        let _ = socket::shutdown_write(self.stream.fd());
+        let _ = socket::shutdown_write(self.fd);
         if self.rx_eof {
             return Ok(());
         }
@@ -509,7 +517,7 @@ impl Connection {
                 }
                 // `poll_send_step` needs `&mut self` beside the borrowed queue: split it.
                 let (stream, core, slot_ix, fell_back) = (
-                    &mut self.stream,
+                    self.stream.as_mut(),
                     &self.core,
                     self.slot,
                     &mut self.tx_fell_back,
@@ -542,7 +550,7 @@ impl Connection {
         iov: &[IoSlice<'_>],
     ) -> Poll<Result<usize, ConnError>> {
         let r = send_step(
-            &mut self.stream,
+            self.stream.as_mut(),
             &self.core,
             self.slot,
             &mut self.tx_fell_back,
@@ -575,13 +583,16 @@ impl Connection {
 /// a wait for writability on the reactor (glommio retries one plain send of the first slice
 /// when it polls). Returns the bytes the kernel took (the caller advances and calls again).
 fn send_step(
-    stream: &mut Stream,
+    stream: Option<&mut Stream>,
     core: &ShardCore,
     slot_ix: u32,
     fell_back: &mut bool,
     cx: &mut Context<'_>,
     iov: &[IoSlice<'_>],
 ) -> Poll<Result<usize, ConnError>> {
+    let Some(stream) = stream else {
+        return Poll::Ready(Err(ConnError::Io(std::io::ErrorKind::NotConnected.into())));
+    };
     let slot = core.slots.get(slot_ix);
     let flags = slot.flags();
     if flags & slots::FORCE != 0 {
@@ -629,6 +640,23 @@ impl Drop for Connection {
             );
         }
         self.rx_pending = None;
+        let slot = self.slot();
+        // Closing a socket with unread input makes the kernel send a reset, which can destroy
+        // the last replies still on their way to the peer. Unless the peer already finished
+        // sending (EOF), or the connection is dead or timed out, close it gracefully: FIN
+        // after the queued bytes, then read and discard until the peer closes (bounded).
+        let linger = !self.rx_eof
+            && self.core.linger > Duration::ZERO
+            && slot.flags() & slots::FORCE == 0
+            && !matches!(
+                slot.reason(),
+                Some(CloseReason::Reset | CloseReason::TimedOut)
+            );
+        if linger {
+            if let Some(stream) = self.stream.take() {
+                linger::spawn(self.core.clone(), stream, self.core.linger);
+            }
+        }
         self.core.release_slot(self.slot);
     }
 }

@@ -28,18 +28,27 @@
 //! ```
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
+
+type Builder<T> =
+    glommio::channels::channel_mesh::MeshBuilder<T, glommio::channels::channel_mesh::Full>;
 
 /// A mesh under construction: clone it into every shard's state factory and
 /// [`join`](Mesh::join) it there, once per shard. `Send + Sync + Clone`.
+///
+/// glommio's mesh builder is cloned through a plain `Rc` and only marked `Send`; cloning it
+/// on several threads at once would race on that count. So every shard's copy is made here,
+/// in [`Mesh::new`], on one thread, and each shard *takes* its own copy when it joins: copies
+/// only ever move between threads, they are never cloned there.
 pub struct Mesh<T: Send + 'static> {
-    builder: glommio::channels::channel_mesh::MeshBuilder<T, glommio::channels::channel_mesh::Full>,
+    builders: Arc<Mutex<Vec<Option<Builder<T>>>>>,
     shards: usize,
 }
 
 impl<T: Send + 'static> Clone for Mesh<T> {
     fn clone(&self) -> Self {
         Mesh {
-            builder: self.builder.clone(),
+            builders: self.builders.clone(),
             shards: self.shards,
         }
     }
@@ -56,7 +65,9 @@ impl<T: Send + 'static> fmt::Debug for Mesh<T> {
 /// Why joining a mesh failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MeshError {
-    /// More shards tried to join than the mesh was built for.
+    /// This shard already joined, or its id is not below the mesh's shard count.
+    AlreadyJoined(usize),
+    /// The runtime refused the join (more executors joined than the mesh was built for).
     Full,
     /// The runtime numbered this shard differently from the server (`shard` joined as
     /// `peer`): the mesh was joined from something other than the server's shards in order.
@@ -71,6 +82,12 @@ pub enum MeshError {
 impl fmt::Display for MeshError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            MeshError::AlreadyJoined(s) => {
+                write!(
+                    f,
+                    "shard {s} already joined the mesh, or is out of its range"
+                )
+            }
             MeshError::Full => f.write_str("the mesh already has all its shards"),
             MeshError::IdMismatch { shard, peer } => {
                 write!(f, "shard {shard} joined the mesh as peer {peer}")
@@ -84,8 +101,12 @@ impl std::error::Error for MeshError {}
 impl<T: Send + 'static> Mesh<T> {
     /// A mesh for `shards` shards; each channel buffers `capacity` messages.
     pub fn new(shards: usize, capacity: usize) -> Self {
+        let first = Builder::full(shards, capacity.max(1));
+        let mut builders: Vec<Option<Builder<T>>> =
+            (1..shards).map(|_| Some(first.clone())).collect();
+        builders.insert(0, Some(first));
         Mesh {
-            builder: glommio::channels::channel_mesh::MeshBuilder::full(shards, capacity.max(1)),
+            builders: Arc::new(Mutex::new(builders)),
             shards,
         }
     }
@@ -96,7 +117,14 @@ impl<T: Send + 'static> Mesh<T> {
     /// # Errors
     /// [`MeshError`] when the mesh is full or numbered differently from the server's shards.
     pub async fn join(self, shard: usize) -> Result<MeshPort<T>, MeshError> {
-        let (senders, receivers) = self.builder.join().await.map_err(|_| MeshError::Full)?;
+        let builder = self
+            .builders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(shard)
+            .and_then(Option::take)
+            .ok_or(MeshError::AlreadyJoined(shard))?;
+        let (senders, receivers) = builder.join().await.map_err(|_| MeshError::Full)?;
         // glommio numbers peers by executor creation order, which is shard order.
         let peer = senders.peer_id();
         if peer != shard {
