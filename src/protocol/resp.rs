@@ -522,15 +522,22 @@ impl Parser {
 fn parse_len_line(buf: &[u8], at: usize) -> Result<Option<(u64, usize)>, ()> {
     let rest = buf.get(at..).unwrap_or(&[]);
     let window = &rest[..rest.len().min(MAX_LEN_DIGITS + 2)];
-    let Some(cr) = window.iter().position(|&b| b == b'\r') else {
-        if window.len() > MAX_LEN_DIGITS {
-            return Err(());
-        }
-        // Fail early on bytes that can never become a length.
-        if window.iter().any(|&b| !b.is_ascii_digit()) {
-            return Err(());
-        }
-        return Ok(None);
+    let cr = window.iter().position(|&b| b == b'\r');
+    // Fail as soon as a byte that can never be part of a length shows up, and
+    // on exactly the same bytes however the input was split.
+    if window[..cr.unwrap_or(window.len())]
+        .iter()
+        .any(|&b| !b.is_ascii_digit())
+    {
+        return Err(());
+    }
+    let cr = match cr {
+        // More digits than any length has: refuse without waiting for the LF
+        // (which would lie outside the window and never be seen).
+        Some(cr) if cr > MAX_LEN_DIGITS => return Err(()),
+        Some(cr) => cr,
+        None if window.len() > MAX_LEN_DIGITS => return Err(()),
+        None => return Ok(None),
     };
     let Some(&lf) = window.get(cr + 1) else {
         return Ok(None);
@@ -539,8 +546,9 @@ fn parse_len_line(buf: &[u8], at: usize) -> Result<Option<(u64, usize)>, ()> {
         return Err(());
     }
     let digits = &window[..cr];
-    // Negative lengths (including the null array `*-1`) are not requests.
-    let n = super::parse_i64(digits).filter(|&n| n >= 0).ok_or(())?;
+    // Digits only, so negative lengths (the null array `*-1`) were refused
+    // above; this rejects empty digits, leading zeros and overflow.
+    let n = super::parse_i64(digits).ok_or(())?;
     Ok(Some((n as u64, at + cr + 2)))
 }
 
