@@ -31,7 +31,9 @@ fn all_granted<'a>(
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&first, ops)) = data.split_first() else { return };
+    let Some((&first, ops)) = data.split_first() else {
+        return;
+    };
     let slabs = 1 + (first % 8) as usize;
     let pool = Pool::new(
         &PoolConfig {
@@ -102,7 +104,11 @@ fuzz_target!(|data: &[u8]| {
         }
         let indices: HashSet<u32> = held.iter().map(Slab::index).collect();
         assert_eq!(indices.len(), held.len(), "a slab was handed out twice");
-        assert_eq!(pool.in_use(), held.len(), "pool and model disagree on slabs in use");
+        assert_eq!(
+            pool.in_use(),
+            held.len(),
+            "pool and model disagree on slabs in use"
+        );
         assert!(pool.in_use() <= pool.capacity());
         for s in &held {
             assert_eq!(s.len(), 64);
