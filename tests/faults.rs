@@ -5,7 +5,7 @@
 mod util;
 
 use shardnet::{ConnError, Connection, Cores, Server, ShardContext};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

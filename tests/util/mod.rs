@@ -305,7 +305,7 @@ impl ExampleStats {
             }
             if line.starts_with("closed:") {
                 rows = false;
-                for kv in line.split(|c: char| c == ' ' || c == ';' || c == ',') {
+                for kv in line.split([' ', ';', ',']) {
                     if let Some((k, v)) = kv.split_once('=') {
                         if let Ok(v) = v.parse() {
                             s.closed.insert(k.to_string(), v);
