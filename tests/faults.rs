@@ -110,11 +110,12 @@ fn a_peer_that_never_reads_is_closed_by_the_send_timeout_and_holds_bounded_memor
         }
     }
     assert!(written > 0);
-    // While the hog is stuck, the server holds at most one receive slab plus its echo for
-    // it: a handful of slabs, not the megabytes the hog pushed.
+    // While the hog is stuck, the server holds its echo in flight plus at most two received
+    // chunks (the io_uring backend's per-connection receive queue): a handful of slabs, not
+    // the megabytes the hog pushed.
     let p = server.stats(Duration::from_secs(5)).unwrap().merged().pool;
     assert!(
-        p.slabs_in_use <= 2,
+        p.slabs_in_use <= 4,
         "a stuck peer holds {} slabs",
         p.slabs_in_use
     );
