@@ -51,7 +51,7 @@ const BGID: u16 = 1;
 pub(crate) const GLOMMIO_TURN: Duration = Duration::from_millis(5);
 
 /// Completions reaped per batch.
-const BATCH: usize = 256;
+pub(crate) const BATCH: usize = 256;
 
 /// What the driver does with an accepted socket: the shard's accept hook.
 pub(crate) type AcceptHook = Box<dyn Fn(RawFd)>;
