@@ -94,6 +94,9 @@ pub struct ServerConfig {
     /// before it parks through glommio. While it waits, glommio's own timers and I/O are
     /// served up to this late. Zero always parks through glommio. Default 1 ms.
     pub driver_block: Duration,
+    /// Ring backend: how long an idle driver spins (checking its ring from userspace, no
+    /// syscall) before it waits in the ring. Trades CPU for wake-up latency. Default 0.
+    pub driver_spin: Duration,
     /// Each shard's buffer pool. Default 4096 slabs of 16 KiB (64 MiB per shard).
     pub pool: PoolConfig,
     /// Connections per shard; more are accepted and closed at once (and counted). This also
@@ -138,6 +141,7 @@ impl Default for ServerConfig {
             cores: Cores::All,
             io_backend: IoBackend::Ring,
             driver_block: Duration::from_millis(1),
+            driver_spin: Duration::ZERO,
             pool: PoolConfig::default(),
             max_connections: 16384,
             recv_timeout: Some(Duration::from_secs(60)),
@@ -177,6 +181,8 @@ pub enum ConfigError {
     MaxPendingSend(usize),
     /// `driver_block` is above 1 s.
     DriverBlock(Duration),
+    /// `driver_spin` is above 10 ms.
+    DriverSpin(Duration),
 }
 
 impl fmt::Display for ConfigError {
@@ -195,6 +201,7 @@ impl fmt::Display for ConfigError {
             ConfigError::DuplicateCore(c) => write!(f, "core {c} is listed twice"),
             ConfigError::MaxPendingSend(n) => write!(f, "max_pending_send {n} must be at least 1"),
             ConfigError::DriverBlock(d) => write!(f, "driver_block {d:?} is above 1 s"),
+            ConfigError::DriverSpin(d) => write!(f, "driver_spin {d:?} is above 10 ms"),
         }
     }
 }
@@ -231,6 +238,9 @@ impl ServerConfig {
         }
         if self.driver_block > Duration::from_secs(1) {
             return Err(ConfigError::DriverBlock(self.driver_block));
+        }
+        if self.driver_spin > Duration::from_millis(10) {
+            return Err(ConfigError::DriverSpin(self.driver_spin));
         }
         if self.io_backend == IoBackend::Ring && self.pool.slabs > 32768 {
             return Err(ConfigError::Pool(PoolConfigError::SlabCount(

@@ -359,7 +359,12 @@ where
     let driver = match config.io_backend {
         IoBackend::Glommio => None,
         IoBackend::Ring => {
-            match Driver::new(pool.clone(), config.max_connections, config.driver_block) {
+            match Driver::new(
+                pool.clone(),
+                config.max_connections,
+                config.driver_block,
+                config.driver_spin,
+            ) {
                 Ok(d) => Some(d),
                 Err(source) => {
                     let _ = ready.send(Err(StartError::Ring {

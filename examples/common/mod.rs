@@ -15,7 +15,7 @@
 
 use clap::Args;
 use hdrhistogram::Histogram;
-use shardnet::{hgrm, Cores, PoolConfig, Server, ServerConfig, StatsSnapshot};
+use shardnet::{hgrm, Cores, IoBackend, PoolConfig, Server, ServerConfig, StatsSnapshot};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
@@ -61,6 +61,15 @@ pub struct ServerArgs {
     /// Seconds a shutdown lets open connections finish.
     #[arg(long, default_value_t = 5.0)]
     pub drain: f64,
+    /// How sockets are driven: `ring` (the shard's own io_uring ring) or `glommio`.
+    #[arg(long, default_value = "ring")]
+    pub backend: IoBackend,
+    /// Ring backend: microseconds an idle driver waits in its ring before parking in glommio.
+    #[arg(long, default_value_t = ServerConfig::default().driver_block.as_micros() as u64)]
+    pub driver_block_us: u64,
+    /// Ring backend: microseconds an idle driver spins before waiting in its ring.
+    #[arg(long, default_value_t = ServerConfig::default().driver_spin.as_micros() as u64)]
+    pub driver_spin_us: u64,
     /// Write the merged latency distribution (.hgrm) here at shutdown and on SIGUSR1.
     #[arg(long)]
     pub hgrm: Option<PathBuf>,
@@ -113,6 +122,9 @@ impl ServerArgs {
             recv_timeout: seconds("recv-timeout", self.recv_timeout)?,
             send_timeout: seconds("send-timeout", self.send_timeout)?,
             drain_timeout: seconds("drain", self.drain)?.unwrap_or(Duration::ZERO),
+            io_backend: self.backend,
+            driver_block: Duration::from_micros(self.driver_block_us),
+            driver_spin: Duration::from_micros(self.driver_spin_us),
             ..ServerConfig::default()
         })
     }

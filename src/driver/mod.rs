@@ -74,6 +74,7 @@ pub(crate) struct Driver {
     /// Connections whose receive ended for lack of buffers, oldest first.
     starved: RefCell<VecDeque<u32>>,
     block: Duration,
+    spin: Duration,
     last_glommio_turn: Cell<Instant>,
     /// Operations in flight that belong to no connection (accept, cancels).
     misc_ops: Cell<u32>,
@@ -100,7 +101,12 @@ impl Driver {
     ///
     /// # Errors
     /// The ring's setup error, or the pool's (more than 32768 slabs).
-    pub(crate) fn new(pool: Pool, connections: usize, block: Duration) -> io::Result<Driver> {
+    pub(crate) fn new(
+        pool: Pool,
+        connections: usize,
+        block: Duration,
+        spin: Duration,
+    ) -> io::Result<Driver> {
         let entries = (connections.min(4096) as u32).next_power_of_two().max(256);
         let ring = Uring::new(entries)?;
         let (addr, len) = pool.attach_kernel_ring()?;
@@ -121,6 +127,7 @@ impl Driver {
             on_accept: RefCell::new(None),
             starved: RefCell::new(VecDeque::with_capacity(connections)),
             block,
+            spin,
             last_glommio_turn: Cell::new(Instant::now()),
             misc_ops: Cell::new(0),
             recv_completions: Cell::new(0),
@@ -438,6 +445,25 @@ impl Driver {
     /// How long the driver may wait in its own ring.
     pub(crate) fn block(&self) -> Duration {
         self.block
+    }
+
+    /// Spins (no syscall) up to the configured spin time for work to show up; returns whether
+    /// it did.
+    pub(crate) fn spin_for_work(&self) -> bool {
+        if self.spin.is_zero() {
+            return false;
+        }
+        let start = Instant::now();
+        let mut ring = self.ring.borrow_mut();
+        loop {
+            if ring.work_pending() {
+                return true;
+            }
+            if start.elapsed() >= self.spin {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// The driver's activity counter (changes whenever it was given work).

@@ -171,6 +171,15 @@ impl Uring {
         n
     }
 
+    /// True when the kernel has completion work for us (we must enter to collect it) or
+    /// completions already wait in the CQ: a userspace check, no syscall.
+    pub(crate) fn work_pending(&mut self) -> bool {
+        if self.ring.submission().taskrun() {
+            return true;
+        }
+        self.has_completions()
+    }
+
     /// True when completions are waiting in the CQ.
     pub(crate) fn has_completions(&mut self) -> bool {
         let mut cq = self.ring.completion();
