@@ -81,6 +81,12 @@ pub use shard::{HandlerResult, ShardContext, ShardInfo};
 pub use stats::{MergedStats, ShardCounters, ShardStats, StatsSnapshot};
 pub use sys::mesh;
 
+/// The CPU ids this process may run on (its affinity mask), ascending: the cores
+/// [`Cores::All`] selects.
+pub fn allowed_cores() -> Vec<usize> {
+    sys::limits::allowed_cores()
+}
+
 /// Raises this process's soft `RLIMIT_NOFILE` to its hard limit; returns `(before, after)`.
 ///
 /// [`Server::start`] does this itself unless `raise_nofile_limit` is off; load generators and

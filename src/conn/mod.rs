@@ -90,6 +90,7 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
+    /// A connection over glommio's stream (glommio backend).
     pub(crate) fn new(
         core: Rc<ShardCore>,
         stream: Stream,
@@ -97,22 +98,8 @@ impl Connection {
         id: ConnId,
         peer: SocketAddr,
     ) -> Self {
-        Connection {
-            core,
-            fd: stream.fd(),
-            backend: Backend::Glommio(Some(stream)),
-            slot,
-            id,
-            peer,
-            rx_eof: false,
-            pool_wait: WaitTicket::default(),
-            rx_pending: None,
-            out: OutQueue::default(),
-            tx_fell_back: false,
-            unanswered_since: None,
-            tx_started: false,
-            flush_bytes: 0,
-        }
+        let fd = stream.fd();
+        Connection::with_backend(core, Backend::Glommio(Some(stream)), fd, slot, id, peer)
     }
 
     /// A connection whose socket `fd` the shard driver owns (io_uring backend).
@@ -123,10 +110,21 @@ impl Connection {
         id: ConnId,
         peer: SocketAddr,
     ) -> Self {
+        Connection::with_backend(core, Backend::Ring, fd, slot, id, peer)
+    }
+
+    fn with_backend(
+        core: Rc<ShardCore>,
+        backend: Backend,
+        fd: RawFd,
+        slot: u32,
+        id: ConnId,
+        peer: SocketAddr,
+    ) -> Self {
         Connection {
             core,
+            backend,
             fd,
-            backend: Backend::Ring,
             slot,
             id,
             peer,

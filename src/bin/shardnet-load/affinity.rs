@@ -26,13 +26,7 @@ pub struct CoreChoice {
 
 /// Cores this process may run on (its affinity mask), ascending.
 pub fn own_cores() -> Vec<usize> {
-    let mut ids: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    ids.sort_unstable();
-    ids
+    shardnet::allowed_cores()
 }
 
 /// Pins the calling thread to `core`; false if the OS refused.
