@@ -133,7 +133,9 @@ fn a_peer_that_never_reads_is_closed_by_the_send_timeout_and_holds_bounded_memor
     let p = util::wait_stats(&server, "slabs back", |s| s.merged().pool.slabs_in_use == 0)
         .merged()
         .pool;
-    assert!(p.high_water <= 4, "high water {} slabs", p.high_water);
+    // The hog's send in flight, the chunk queued behind it and two received chunks, plus the
+    // good client's chunk: a handful of slabs at the peak.
+    assert!(p.high_water <= 6, "high water {} slabs", p.high_water);
 }
 
 #[test]

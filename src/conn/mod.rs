@@ -62,9 +62,7 @@ pub struct Connection {
     tx_fell_back: bool,
     /// Oldest received chunk not yet followed by a completed send (for service latency).
     unanswered_since: Option<Instant>,
-    /// Ring backend: this flush handed bytes to the driver and they are not all sent yet.
-    tx_started: bool,
-    /// Ring backend: bytes this flush handed to the driver.
+    /// Ring backend: bytes the current flush handed to the driver.
     flush_bytes: usize,
 }
 
@@ -134,7 +132,6 @@ impl Connection {
             out: OutQueue::default(),
             tx_fell_back: false,
             unanswered_since: None,
-            tx_started: false,
             flush_bytes: 0,
         }
     }
@@ -453,12 +450,31 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends everything queued; returns the bytes sent.
+    /// Sends everything queued; returns the bytes handed to the kernel.
+    ///
+    /// With the glommio backend this returns when the kernel has taken every byte. With the
+    /// io_uring backend it returns once every byte is sent or in the one send in flight on the
+    /// shard's ring — the kernel tries that send at once, waiting for writability only when the
+    /// socket buffer is full; its completion is counted by the driver, and a failure is
+    /// reported by this connection's next operation. [`wait_sent`](Connection::wait_sent)
+    /// waits for the completion itself.
     ///
     /// # Errors
     /// As for [`send`](Connection::send).
     pub async fn flush(&mut self) -> Result<usize, ConnError> {
         poll_fn(|cx| self.poll_flush_queue(cx, false)).await
+    }
+
+    /// Flushes and waits until the kernel has taken every queued byte.
+    ///
+    /// # Errors
+    /// As for [`send`](Connection::send).
+    pub async fn wait_sent(&mut self) -> Result<(), ConnError> {
+        if self.is_ring() {
+            poll_fn(|cx| self.poll_sent_ring(cx)).await
+        } else {
+            self.flush().await.map(|_| ())
+        }
     }
 
     /// Shuts down the write side now: the peer sees end of stream after the bytes the kernel
@@ -485,7 +501,7 @@ impl Connection {
     /// # Errors
     /// The flush's error; errors after the flush are ignored (the connection is ending).
     pub async fn close(mut self, linger: Duration) -> Result<(), ConnError> {
-        self.flush().await?;
+        self.wait_sent().await?;
         let _ = socket::shutdown_write(self.fd);
         if self.rx_eof {
             return Ok(());

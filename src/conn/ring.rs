@@ -33,10 +33,17 @@ impl Connection {
         if let Some(item) = io.pop_rx() {
             slot.end_wait();
             d.arm_recv(self.slot); // room again: keep one receive in flight
-            if self.unanswered_since.is_none() {
-                self.unanswered_since = Some(item.at);
+            if io.unanswered.get().is_none() {
+                io.unanswered.set(Some(item.at));
             }
             return Poll::Ready(Ok(Some(item.into_chunk(self.id))));
+        }
+        let errno = io.tx_error.get();
+        if errno != 0 {
+            // A send failed (reset, broken pipe): the connection is over.
+            io.tx_error.set(0);
+            let e = ConnError::from_io(io::Error::from_raw_os_error(-errno));
+            return Poll::Ready(Err(self.fail(e)));
         }
         match io.recv.get() {
             Recv::Done(0) => {
@@ -102,7 +109,6 @@ impl Connection {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut skip = 0;
         let idle = self.out.is_empty()
-            && !self.tx_started
             && self
                 .core
                 .driver()
@@ -120,10 +126,16 @@ impl Connection {
                 Err(e) => return Err(self.fail(ConnError::from_io(e))),
             }
             if skip == total {
-                self.complete_send();
+                let c = &self.core.counters;
+                crate::stats::Counters::inc(&c.sends);
+                crate::stats::Counters::inc(&c.sends_sync);
+                if let Some(d) = self.core.driver() {
+                    if let Some(t) = d.io(self.slot).unanswered.take() {
+                        self.core.record_latency(t.elapsed());
+                    }
+                }
                 return Ok(total);
             }
-            self.tx_fell_back = true;
         }
         for b in bufs {
             if skip >= b.len() {
@@ -137,8 +149,10 @@ impl Connection {
         Ok(total)
     }
 
-    /// Hands the queue to the driver and waits for it to be sent (or, with `partial`, only
-    /// until the queue has room again). Returns the bytes this flush handed over.
+    /// Starts the next send when none is in flight. Returns the bytes handed to the kernel by
+    /// this flush. Resolves once everything queued is sent or in flight (the kernel has it;
+    /// its completion is counted by the driver and a failure is reported by the connection's
+    /// next operation); with `partial`, as soon as the queue has room again.
     pub(super) fn poll_flush_ring(
         &mut self,
         cx: &mut Context<'_>,
@@ -158,50 +172,65 @@ impl Connection {
             if flags & slots::SEND_TIMED_OUT != 0 {
                 return Poll::Ready(Err(self.fail(ConnError::TimedOut)));
             }
-            if io.tx_busy.get() {
-                if partial && self.out.is_empty() {
-                    return Poll::Ready(Ok(0)); // room made: the queue moved to the driver
-                }
-                slot.begin_wait(Wait::Send, core.tick());
-                slot.register(cx.waker());
-                return Poll::Pending;
-            }
             let errno = io.tx_error.replace(0);
-            if std::mem::take(&mut self.tx_started) && !io.tx_sync.get() {
-                self.tx_fell_back = true;
-            }
             if errno != 0 {
                 slot.end_wait();
                 self.flush_bytes = 0;
                 let e = ConnError::from_io(io::Error::from_raw_os_error(-errno));
                 return Poll::Ready(Err(self.fail(e)));
             }
-            if self.out.is_empty() {
-                slot.end_wait();
-                let sent = std::mem::take(&mut self.flush_bytes);
-                if sent > 0 {
-                    self.complete_send();
+            let room = self.out.bytes() < core.max_pending_send && !self.out.slots_full();
+            if io.tx_busy.get() {
+                // One send is in flight; what is queued behind it waits for its completion.
+                if self.out.is_empty() || (partial && room) {
+                    slot.end_wait();
+                    return Poll::Ready(Ok(std::mem::take(&mut self.flush_bytes)));
                 }
-                return Poll::Ready(Ok(sent));
+                io.tx_waiter.set(true);
+                slot.begin_wait(Wait::Send, core.tick());
+                slot.register(cx.waker());
+                return Poll::Pending;
             }
-            // Hand the queue over: the driver keeps the slabs until the kernel is done.
-            let moved = {
-                let mut tx = io.tx.borrow_mut();
-                std::mem::swap(&mut self.out, &mut *tx);
-                tx.bytes()
+            slot.end_wait();
+            let Some((slab, ptr, len)) = self.out.take_front() else {
+                self.out.clear();
+                return Poll::Ready(Ok(std::mem::take(&mut self.flush_bytes)));
             };
-            self.flush_bytes += moved;
-            self.tx_started = true;
-            d.start_send(self.slot);
-            if partial {
-                return Poll::Ready(Ok(moved));
-            }
+            // The driver owns the slab until the send completes, even if we are dropped.
+            *io.tx_hold.borrow_mut() = Some(slab);
+            // SAFETY: `ptr..ptr+len` lies in the slab now held by `tx_hold`, which the driver
+            // drops only when this send's completion is handled; nobody writes to it meanwhile
+            // (the slab left our queue, so no `write` appends to it).
+            unsafe { d.start_send(self.slot, ptr, len) };
+            self.flush_bytes += len;
         }
+    }
+
+    /// Waits until nothing is queued or in flight.
+    pub(super) fn poll_sent_ring(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnError>> {
+        match self.poll_flush_ring(cx, false) {
+            Poll::Ready(Ok(_)) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+        let Some(d) = self.core.driver() else {
+            return Poll::Ready(Ok(()));
+        };
+        let io = d.io(self.slot);
+        if !io.tx_busy.get() {
+            return Poll::Ready(Ok(()));
+        }
+        io.tx_waiter.set(true);
+        let slot = self.core.slots.get(self.slot);
+        slot.begin_wait(Wait::Send, self.core.tick());
+        slot.register(cx.waker());
+        Poll::Pending
     }
 
     /// Gives the socket back to the driver: it closes it when nothing is in flight any more,
     /// after a lingering close if the peer may still be sending.
     pub(super) fn drop_ring(&mut self) {
+        self.out.clear(); // unsent bytes are dropped; the one in flight is the driver's
         let linger = self.should_linger().then_some(self.core.linger);
         if linger.is_some() {
             crate::stats::Counters::inc(&self.core.counters.lingering_closes);

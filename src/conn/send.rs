@@ -112,13 +112,23 @@ impl OutQueue {
         self.len += 1;
     }
 
-    /// The first non-empty queued piece: its address and length.
-    pub(crate) fn front(&self) -> Option<(*const u8, usize)> {
-        self.bufs[..self.len]
-            .iter()
-            .flatten()
-            .find(|b| b.end > b.start)
-            .map(|b| (b.bytes().as_ptr(), b.bytes().len()))
+    /// Takes the first non-empty piece out of the queue (dropping empty ones before it):
+    /// its slab and the address and length of its bytes. The driver keeps the slab while the
+    /// kernel sends from it.
+    pub(crate) fn take_front(&mut self) -> Option<(Slab, *const u8, usize)> {
+        while self.len > 0 {
+            let b = self.bufs[0].take();
+            self.bufs[..self.len].rotate_left(1);
+            self.len -= 1;
+            let Some(b) = b else { continue };
+            if b.end > b.start {
+                let len = (b.end - b.start) as usize;
+                self.bytes -= len;
+                let ptr = b.bytes().as_ptr();
+                return Some((b.slab, ptr, len));
+            }
+        }
+        None
     }
 
     /// Fills `iov` with the queued bytes, front first; returns how many slices were used.
@@ -149,12 +159,8 @@ impl OutQueue {
             n -= len;
             drained += 1;
             if n == 0 {
-                // A slab with spare room at the end of the queue stays for more writes.
-                if drained == self.len && b.spare() > 0 {
-                    b.start = 0;
-                    b.end = 0;
-                    drained -= 1;
-                }
+                // Every sent slab goes back at once: a connection that has nothing left to
+                // send holds no slab.
                 break;
             }
         }

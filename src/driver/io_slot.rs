@@ -1,12 +1,13 @@
 //! One connection's I/O state on the shard's ring, owned by the driver.
 //!
 //! The kernel may read and write a connection's buffers until their completions are reaped,
-//! even after the handler dropped the [`Connection`](crate::Connection). So everything an
-//! operation in flight touches lives here, in the driver's fixed table (one entry per
-//! connection slot, allocated at start), not in the `Connection`: received chunks waiting for
-//! the handler, the slabs of the send in flight, the counts of operations in flight.
+//! even after the handler dropped the [`Connection`](crate::Connection). So what an operation
+//! in flight needs lives here, in the driver's fixed table (one entry per connection slot,
+//! allocated at start): received chunks waiting for the handler, the state of the one send in
+//! flight (its bytes stay in the connection's send queue; if the connection is dropped first,
+//! the slab being sent is parked here until the kernel is done with it), the counts of
+//! operations in flight.
 
-use crate::conn::send::OutQueue;
 use crate::conn::{Chunk, ConnId};
 use crate::pool::Slab;
 use std::cell::{Cell, RefCell};
@@ -49,14 +50,23 @@ pub(crate) struct IoSlot {
     rx: RefCell<[Option<RxItem>; RX_QUEUE]>,
     rx_len: Cell<usize>,
     pub(crate) recv: Cell<Recv>,
-    /// Slabs of the send in flight (moved out of the connection's queue when it started).
-    pub(crate) tx: RefCell<OutQueue>,
+    /// A send is in flight (of the front of the connection's send queue).
     pub(crate) tx_busy: Cell<bool>,
+    /// Bytes of the send in flight.
+    pub(crate) tx_len: Cell<u32>,
     /// The failed send's result (a negative errno), for the connection to report.
     pub(crate) tx_error: Cell<i32>,
-    /// The last send finished within the enter that submitted it (no wait for writability).
-    pub(crate) tx_sync: Cell<bool>,
+    /// Ring enters when the send in flight was queued (a completion by the next one was
+    /// immediate: the kernel did not wait for writability).
     pub(crate) tx_epoch: Cell<u64>,
+    /// The slab being sent: the driver keeps it until the kernel is done with it.
+    pub(crate) tx_hold: RefCell<Option<Slab>>,
+    /// The connection waits for the send in flight (wake it on completion).
+    pub(crate) tx_waiter: Cell<bool>,
+    /// A lingering close waits for the send in flight before its FIN.
+    pub(crate) fin_after_send: Cell<bool>,
+    /// Oldest received chunk not yet followed by a completed send (service latency).
+    pub(crate) unanswered: Cell<Option<Instant>>,
     /// Operations in flight on the ring.
     pub(crate) ops: Cell<u16>,
     /// The connection is gone: close the socket once nothing is in flight.
@@ -78,11 +88,14 @@ impl IoSlot {
             rx: RefCell::new([None, None]),
             rx_len: Cell::new(0),
             recv: Cell::new(Recv::Idle),
-            tx: RefCell::new(OutQueue::default()),
             tx_busy: Cell::new(false),
+            tx_len: Cell::new(0),
             tx_error: Cell::new(0),
-            tx_sync: Cell::new(false),
             tx_epoch: Cell::new(0),
+            tx_hold: RefCell::new(None),
+            tx_waiter: Cell::new(false),
+            fin_after_send: Cell::new(false),
+            unanswered: Cell::new(None),
             ops: Cell::new(0),
             orphaned: Cell::new(false),
             linger_until: Cell::new(None),
@@ -99,8 +112,11 @@ impl IoSlot {
         self.rx_len.set(0);
         self.recv.set(Recv::Idle);
         self.tx_busy.set(false);
+        self.tx_len.set(0);
         self.tx_error.set(0);
-        self.tx_sync.set(false);
+        self.tx_waiter.set(false);
+        self.fin_after_send.set(false);
+        self.unanswered.set(None);
         self.ops.set(0);
         self.orphaned.set(false);
         self.linger_until.set(None);
@@ -135,11 +151,11 @@ impl IoSlot {
         first
     }
 
-    /// Drops everything received and queued for sending (slabs back to the pool).
+    /// Drops everything received, and a parked send slab (slabs back to the pool).
     pub(crate) fn clear_buffers(&self) {
         while self.pop_rx().is_some() {}
         if !self.tx_busy.get() {
-            self.tx.borrow_mut().clear();
+            self.tx_hold.borrow_mut().take();
         }
     }
 }

@@ -239,25 +239,22 @@ impl Driver {
 
     // ---- send ---------------------------------------------------------------------------
 
-    /// Starts sending the front of `slot`'s in-flight queue (`tx`), which the caller filled.
-    pub(crate) fn start_send(&self, slot: u32) {
+    /// Sends `len` bytes at `ptr` — the front of the connection's send queue — for `slot`.
+    ///
+    /// # Safety
+    /// The bytes must stay valid and unchanged until the send completes: they are in the pool
+    /// slab the caller just put in `tx_hold`, which the completion handler drops.
+    pub(crate) unsafe fn start_send(&self, slot: u32, ptr: *const u8, len: usize) {
         let io = self.io(slot);
-        let front = io.tx.borrow().front();
-        let Some((ptr, len)) = front else {
-            // Nothing left to send (only an empty tail slab).
-            io.tx.borrow_mut().clear();
-            io.tx_busy.set(false);
-            return;
-        };
         let e = opcode::Send::new(types::Fd(io.fd.get()), ptr, len as u32)
             .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
             .build()
             .user_data(UserData::conn(Op::Send, slot, io.gen.get()).0);
         io.tx_busy.set(true);
+        io.tx_len.set(len as u32);
         io.tx_epoch.set(self.ring.borrow().enters());
         io.ops.set(io.ops.get() + 1);
-        // SAFETY: `ptr..ptr+len` is the front slab of `io.tx`, which keeps the slab (and so its
-        // bytes) until this send's completion is handled; the driver table outlives the ring.
+        // SAFETY: as our caller promised; the driver table outlives the ring.
         unsafe { self.push(e) };
     }
 
@@ -271,9 +268,14 @@ impl Driver {
         while io.pop_rx().is_some() {}
         match linger {
             Some(d) if !matches!(io.recv.get(), Recv::Done(_)) => {
-                // FIN after every queued byte; then discard what the peer still sends.
-                // SAFETY: plain shutdown on the connection's open socket.
-                unsafe { libc::shutdown(io.fd.get(), libc::SHUT_WR) };
+                // FIN after every byte (after the send in flight, if there is one); then
+                // discard what the peer still sends.
+                if io.tx_busy.get() {
+                    io.fin_after_send.set(true);
+                } else {
+                    // SAFETY: plain shutdown on the connection's open socket.
+                    unsafe { libc::shutdown(io.fd.get(), libc::SHUT_WR) };
+                }
                 io.linger_until.set(Some(Instant::now() + d));
                 if io.recv.get() == Recv::Starved {
                     io.recv.set(Recv::Idle);

@@ -184,16 +184,19 @@ fn dispatch(core: &ShardCore, d: &Driver, c: Completion, now: Instant) {
             }
             io.ops.set(io.ops.get().saturating_sub(1));
             let s = core.slots.get(slot);
-            if op == Op::Recv {
+            let wake = if op == Op::Recv {
                 on_recv(core, d, slot, c, now);
+                true
             } else {
-                on_send(core, d, slot, c);
-            }
+                on_send(core, d, slot, c, now);
+                // Only a connection that waits for this send needs to run now.
+                io.tx_waiter.take() || c.result < 0
+            };
             if io.orphaned.get() {
                 if d.close_if_idle(slot) {
                     core.release_slot(slot); // the driver's share of the slot
                 }
-            } else {
+            } else if wake {
                 s.wake();
             }
         }
@@ -239,25 +242,27 @@ fn on_recv(core: &ShardCore, d: &Driver, slot: u32, c: Completion, now: Instant)
     }
 }
 
-fn on_send(core: &ShardCore, d: &Driver, slot: u32, c: Completion) {
+fn on_send(core: &ShardCore, d: &Driver, slot: u32, c: Completion, now: Instant) {
     let io = d.io(slot);
+    io.tx_busy.set(false);
+    io.tx_hold.borrow_mut().take(); // the kernel is done with the slab: back to the pool
+    let counters = &core.counters;
     if c.result < 0 {
         io.tx_error.set(c.result);
-        io.tx.borrow_mut().clear();
-        io.tx_busy.set(false);
-        return;
+    } else {
+        Counters::add(&counters.bytes_sent, c.result as u64);
+        Counters::inc(&counters.sends);
+        if d.enters() <= io.tx_epoch.get() + 1 {
+            Counters::inc(&counters.sends_sync);
+        } else {
+            Counters::inc(&counters.sends_async);
+        }
+        if let Some(t) = io.unanswered.take() {
+            core.record_latency(now.saturating_duration_since(t));
+        }
     }
-    Counters::add(&core.counters.bytes_sent, c.result as u64);
-    let more = {
-        let mut tx = io.tx.borrow_mut();
-        tx.consume(c.result as usize);
-        tx.bytes() > 0
-    };
-    if more && !io.orphaned.get() {
-        d.start_send(slot);
-        return;
+    if io.fin_after_send.take() {
+        // SAFETY: plain shutdown on the orphaned connection's open socket.
+        unsafe { libc::shutdown(io.fd.get(), libc::SHUT_WR) };
     }
-    io.tx.borrow_mut().clear();
-    io.tx_busy.set(false);
-    io.tx_sync.set(d.enters() <= io.tx_epoch.get() + 1);
 }
