@@ -4,6 +4,7 @@
 # Usage: scripts/compare.sh [-h] [-s SCENARIOS] [-t TARGETS] [-r ROUNDS] [-d SECS] [-w SECS]
 #                           [--server-cores LIST] [--client-cores LIST] [-p PORT] [-o FILE]
 #                           [--idle-conns N] [--idle-secs SECS] [--no-build] [--no-perf]
+#                           [--keep] [--allow-few-rounds]
 #
 #   -s SCENARIOS  comma list (default all): c1 c50 c500 open20k open80 16k idle10k idle
 #   -t TARGETS    comma list (default all): shardnet tokio-ct tokio-mt monoio glommio
@@ -36,7 +37,7 @@
 # which), 2 for bad arguments.
 set -uo pipefail
 
-usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "compare.sh: $*" >&2; exit 2; }
 
 ALL_SCENARIOS="c1 c50 c500 open20k open80 16k idle10k idle"
@@ -88,8 +89,8 @@ pick() { # pick "CHOSEN" "ALL" NAME: the chosen items in canonical order, or die
   for a in $all; do for c in $chosen; do [ "$a" = "$c" ] && { out="$out $a"; break; }; done; done
   echo "${out# }"
 }
-scenarios=$(pick "$scenarios_arg" "$ALL_SCENARIOS" scenario)
-targets=$(pick "$targets_arg" "$ALL_TARGETS" target)
+scenarios=$(pick "$scenarios_arg" "$ALL_SCENARIOS" scenario) || exit 2
+targets=$(pick "$targets_arg" "$ALL_TARGETS" target) || exit 2
 
 command -v python3 >/dev/null || { echo "compare.sh: needs python3 (summaries, JSON)" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "compare.sh: needs taskset (util-linux)" >&2; exit 1; }
@@ -225,7 +226,7 @@ start_server() {
       wait "$SERVER_PID"; start_error="exited with status $? before listening: $(tail -n 2 "$logf" | tr '\n' ' ')"
       SERVER_PID=""; return 1
     fi
-    grep -q "listening on" "$logf" && port_listening && return 0
+    grep -qs "listening on" "$logf" && port_listening && return 0
     sleep 0.05
   done
   start_error="not listening after 10 s"
@@ -241,7 +242,7 @@ open_idle() {
   taskset -c "$client_cores" "$idle_bin" --addr "$addr" --count "$n" --hold 600 >"$logf" 2>&1 &
   IDLE_PID=$!
   for ((i = 0; i < 1200; i++)); do # 60 s
-    grep -q "^idle-conns: ready" "$logf" && return 0
+    grep -qs "^idle-conns: ready" "$logf" && return 0
     if ! alive "$IDLE_PID"; then
       wait "$IDLE_PID"; IDLE_PID=""
       start_error="idle-conns failed: $(tail -n 1 "$logf")"; return 1
@@ -312,11 +313,11 @@ measure_load() {
   # The first progress line comes 1 s after every connection is up and the clock started;
   # measuring starts after the warmup. Sample inside the measured time, 0.25 s in from each end.
   for ((i = 0; i < (warmup + 30) * 20; i++)); do
-    grep -q '^\[ *[0-9.]*s\]' "$stem.load.err" && break
+    grep -qs '^\[ *[0-9.]*s\]' "$stem.load.err" && break
     alive "$lpid" || break
     sleep 0.05
   done
-  if grep -q '^\[ *[0-9.]*s\]' "$stem.load.err"; then
+  if grep -qs '^\[ *[0-9.]*s\]' "$stem.load.err"; then
     sleep "$(fcalc "$warmup - 1 + 0.25")"
     win=$(fcalc "$duration - 0.5")
     t0=$(now); a=$(cpu_ticks "$SERVER_PID")
@@ -433,7 +434,7 @@ PY
 
 for scen in $scenarios; do
   if [ "$scen" = open80 ]; then
-    if ! grep -q 'scenario=c50 .*status=ok' "$results"; then
+    if ! grep -qs 'scenario=c50 .*status=ok' "$results"; then
       log "compare.sh: open80 needs the fastest c50 throughput: calibrating (c50, one round)"
       run_scenario calib 1
     fi
