@@ -4,13 +4,13 @@
 # Usage: scripts/compare.sh [-h] [-s SCENARIOS] [-t TARGETS] [-r ROUNDS] [-d SECS] [-w SECS]
 #                           [--server-cores LIST] [--client-cores LIST] [-p PORT] [-o FILE]
 #                           [--idle-conns N] [--idle-secs SECS] [--no-build] [--no-perf]
-#                           [--keep] [--allow-few-rounds]
+#                           [--keep] [--allow-few-rounds] [--max-others PCT|off] [--retries N]
 #
 #   -s SCENARIOS  comma list (default all): c1 c50 c500 open20k open80 16k idle10k idle
 #   -t TARGETS    comma list (default all): shardnet tokio-ct tokio-mt monoio glommio
 #   -r ROUNDS     rounds per scenario, targets alternating in each (default 3, at least 3
 #                 unless --allow-few-rounds)
-#   -d SECS       measured seconds per load run (default 3, at least 2)
+#   -d SECS       measured seconds per load run (default 2, at least 2)
 #   -w SECS       warmup seconds per load run (default 1, at least 1)
 #   --server-cores LIST  cores of the server under test (default 0)
 #   --client-cores LIST  cores of shardnet-load and the idle-connection helper (default 1)
@@ -21,6 +21,9 @@
 #   --no-build    use the binaries already built
 #   --no-perf     do not count syscalls (perf adds a little cost per syscall)
 #   --keep        keep the working directory with every run's logs and JSON
+#   --max-others PCT  a load run during which other processes (or hypervisor steal) used more
+#                 than PCT % of one core is repeated, up to --retries times (default 25; off)
+#   --retries N   repeats of a disturbed run (default 2); the last attempt counts, flagged
 #
 # Scenarios (64-byte echo unless said): c1/c50/c500 closed loop at 1/50/500 connections;
 # open20k open loop 20,000 req/s over 50 connections; open80 open loop at 80 % of the fastest
@@ -37,14 +40,14 @@
 # which), 2 for bad arguments.
 set -uo pipefail
 
-usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "compare.sh: $*" >&2; exit 2; }
 
 ALL_SCENARIOS="c1 c50 c500 open20k open80 16k idle10k idle"
 ALL_TARGETS="shardnet tokio-ct tokio-mt monoio glommio"
-scenarios_arg="" targets_arg="" rounds=3 duration=3 warmup=1
+scenarios_arg="" targets_arg="" rounds=3 duration=2 warmup=1
 server_cores=0 client_cores=1 port=7350 out_file="" idle_n=10000 idle_secs=5
-build=1 use_perf=1 keep=0 allow_few=0
+build=1 use_perf=1 keep=0 allow_few=0 max_others=25 retries=2
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -63,6 +66,8 @@ while [ $# -gt 0 ]; do
     --no-build) build=0; shift ;;
     --no-perf) use_perf=0; shift ;;
     --keep) keep=1; shift ;;
+    --max-others) max_others="${2:?--max-others needs a value}"; shift 2 ;;
+    --retries) retries="${2:?--retries needs a value}"; shift 2 ;;
     --allow-few-rounds) allow_few=1; shift ;;
     *) die "unknown argument '$1' (see -h)" ;;
   esac
@@ -76,6 +81,8 @@ is_uint "$warmup" && [ "$warmup" -ge 1 ] || die "-w must be an integer >= 1"
 is_uint "$port" && [ "$port" -ge 1024 ] && [ "$port" -le 65535 ] || die "-p must be a port in 1024..65535"
 is_uint "$idle_n" && [ "$idle_n" -ge 1 ] || die "--idle-conns must be a positive integer"
 is_uint "$idle_secs" && [ "$idle_secs" -ge 1 ] || die "--idle-secs must be a positive integer"
+is_uint "$retries" || die "--retries must be an integer >= 0"
+[ "$max_others" = off ] || is_uint "$max_others" || die "--max-others takes a percentage or off"
 [[ "$server_cores" =~ ^[0-9,-]+$ ]] || die "--server-cores takes a CPU list like 0 or 0,1"
 [[ "$client_cores" =~ ^[0-9,-]+$ ]] || die "--client-cores takes a CPU list like 1 or 2-3"
 
@@ -196,6 +203,9 @@ status_kb() { # status_kb PID FIELD: VmHWM or VmRSS in kB
   awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null
 }
 now() { date +%s.%N; }
+busy_ticks() { # user + nice + system + steal over all CPUs, in clock ticks (/proc/stat)
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $9; exit }' /proc/stat
+}
 fcalc() { awk "BEGIN { printf \"%.6g\", $1 }"; }
 
 server_cmd() { # the command line of target $1
@@ -302,8 +312,8 @@ record() { # record KEY=VALUE...: one raw line, to stdout and the results file
 # measure_load SCENARIO TARGET ROUND: the load part of a run against the running server.
 # Appends key=value fields to $fields, or sets $run_error.
 measure_load() {
-  local scen="$1" target="$2" round="$3" stem="$work/$1.$2.$3" i win a b t0 t1 sc
-  local lpid rc rps p50 p99 p999 errs cpct ended cpu_us sys_req hwm
+  local scen="$1" target="$2" round="$3" stem="$work/$1.$2.$3.$attempt" i win a b t0 t1 sc
+  local lpid rc rps p50 p99 p999 errs cpct ended cpu_us sys_req hwm ba bb
   run_error=""
   # shellcheck disable=SC2046
   timeout -k 5 $((warmup + duration + 60)) taskset -c "$client_cores" "$load_bin" \
@@ -320,9 +330,9 @@ measure_load() {
   if grep -qs '^\[ *[0-9.]*s\]' "$stem.load.err"; then
     sleep "$(fcalc "$warmup - 1 + 0.25")"
     win=$(fcalc "$duration - 0.5")
-    t0=$(now); a=$(cpu_ticks "$SERVER_PID")
+    t0=$(now); a=$(cpu_ticks "$SERVER_PID"); ba=$(busy_ticks)
     read -r sc sc_secs < <(count_syscalls "$SERVER_PID" "$win")
-    b=$(cpu_ticks "$SERVER_PID"); t1=$(now)
+    b=$(cpu_ticks "$SERVER_PID"); bb=$(busy_ticks); t1=$(now)
     hwm=$(status_kb "$SERVER_PID" VmHWM)
   else
     run_error="shardnet-load did not start measuring: $(grep -v '^shardnet-load: [0-9]* client' "$stem.load.err" | tail -n 2 | tr '\n' ' ')"
@@ -337,12 +347,18 @@ measure_load() {
   if [ -z "$a" ] || [ -z "$b" ]; then run_error="server exited during the run"; return 1; fi
   cpu_us=$(fcalc "($b - $a) / $clk_tck / ($t1 - $t0) / $rps * 1e6")
   if [ "$sc" = NA ]; then sys_req=NA; else sys_req=$(fcalc "$sc / $sc_secs / $rps"); fi
-  fields="rps=$(fcalc "$rps") p50=$p50 p99=$p99 p999=$p999 cpu_us=$cpu_us sys_req=$sys_req hwm_kb=${hwm:-NA} client_pct=$(fcalc "$cpct") load_rc=$rc errors=$errs ended_early=$ended"
+  # CPU that neither the server nor shardnet-load used in the window, in % of one core: other
+  # processes, kernel threads, the hypervisor's steal time (not irq/softirq, which the traffic
+  # itself causes). shardnet-load's share is its own measured CPU % (same steady state).
+  others_pct=$(fcalc "(($bb - $ba) - ($b - $a)) / $clk_tck / ($t1 - $t0) * 100 - $cpct")
+  fields="rps=$(fcalc "$rps") p50=$p50 p99=$p99 p999=$p999 cpu_us=$cpu_us sys_req=$sys_req hwm_kb=${hwm:-NA} client_pct=$(fcalc "$cpct") others_pct=$others_pct load_rc=$rc errors=$errs ended_early=$ended"
 }
 
-# one_run SCENARIO TARGET ROUND
+# one_run SCENARIO TARGET ROUND LAST: one server, one measurement. Returns 1 when it failed,
+# 3 when other processes disturbed it and it is not the LAST attempt (LAST=1) so it should
+# be repeated (its raw line then says status=noisy and it is left out of the tables).
 one_run() {
-  local scen="$1" target="$2" round="$3" stem="$work/$1.$2.$3" st rss0 rss1 n
+  local scen="$1" target="$2" round="$3" last="$4" stem="$work/$1.$2.$3.$attempt" st rss0 rss1 n
   local c0 c1 d0 d1 t0 t1 i0 i1 ss0 ss1 ssec
   fields="" run_error=""
   if ! start_server "$target" "$stem.server.log"; then
@@ -366,7 +382,7 @@ one_run() {
       ;;
     idle)
       n=1000
-      sleep 1
+      sleep 0.5
       rss0=$(status_kb "$SERVER_PID" VmRSS)
       c0=$(sched_ns "$SERVER_PID"); t0=$(now)
       read -r ss0 ssec < <(count_syscalls "$SERVER_PID" "$idle_secs")
@@ -374,7 +390,7 @@ one_run() {
       i0=$(fcalc "($c1 - $c0) / 1e9 / ($t1 - $t0) * 100")
       [ "$ss0" = NA ] || ss0=$(fcalc "$ss0 / $ssec")
       if open_idle "$n" "$stem.idle.log"; then
-        sleep 1
+        sleep 0.5
         rss1=$(status_kb "$SERVER_PID" VmRSS)
         d0=$(sched_ns "$SERVER_PID"); t0=$(now)
         read -r ss1 ssec < <(count_syscalls "$SERVER_PID" "$idle_secs")
@@ -398,6 +414,15 @@ one_run() {
     record "scenario=$scen target=$target round=$round status=failed server_exit=$st reason=\"$(clean "$run_error")\""
     return 1
   fi
+  others_pct=$(sed -n 's/.*others_pct=\([^ ]*\).*/\1/p' <<<"$fields")
+  if [ "$max_others" != off ] && [ -n "$others_pct" ] && [ "$others_pct" != NA ] &&
+    awk -v o="$others_pct" -v m="$max_others" 'BEGIN { exit !(o > m) }'; then
+    if [ "$last" != 1 ]; then
+      record "scenario=$scen target=$target round=$round status=noisy server_exit=$st $fields"
+      return 3
+    fi
+    fields="$fields noisy=1"
+  fi
   record "scenario=$scen target=$target round=$round status=ok server_exit=$st $fields"
 }
 
@@ -411,10 +436,16 @@ open80_rate=""
 started=$(date +%s)
 
 run_scenario() { # run_scenario SCENARIO ROUNDS
-  local scen="$1" nrounds="$2" r t
+  local scen="$1" nrounds="$2" r t attempt rc
   for ((r = 1; r <= nrounds; r++)); do
     for t in $targets; do
-      one_run "$scen" "$t" "$r" || failures=$((failures + 1))
+      for ((attempt = 0; attempt <= retries; attempt++)); do
+        one_run "$scen" "$t" "$r" "$([ "$attempt" = "$retries" ] && echo 1 || echo 0)"; rc=$?
+        [ "$rc" = 3 ] || break
+        log "compare.sh: $scen $t round $r: other processes used ${others_pct}% of a core; repeating"
+        sleep 1
+      done
+      [ "$rc" = 0 ] || failures=$((failures + 1))
     done
   done
 }
@@ -510,15 +541,22 @@ for scen in scenarios:
         out.append("|---|---|---|---|---|---|---|---|")
     else:
         extra = " RSS per idle conn (B) |" if scen == "idle10k" else ""
-        out.append("| target | req/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | syscalls/req | peak RSS (MiB) | client CPU % | req/s ÷ shardnet | CPU/req ÷ shardnet |" + extra + " runs ok |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if extra else "") + "---|")
+        out.append("| target | req/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | syscalls/req | peak RSS (MiB) | client CPU % | others' CPU % | req/s ÷ shardnet | CPU/req ÷ shardnet |" + extra + " runs ok |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if extra else "") + "---|")
     for t in targets:
-        tr = [r for r in rows if r.get("target") == t]
+        every = [r for r in rows if r.get("target") == t]
+        tr = [r for r in every if r.get("status") != "noisy"]
         ok = [r for r in tr if r.get("status") == "ok"]
+        repeated = len(every) - len(tr)
+        flagged = sum(1 for r in ok if r.get("noisy") == "1")
         m = lambda k: med([num(r.get(k)) for r in ok])
         hwm = m("hwm_kb")
         hwm = hwm / 1024 if hwm is not None else None
         okcol = f"{len(ok)}/{len(tr)}"
+        if repeated:
+            okcol += f", {repeated} repeated"
+        if flagged:
+            okcol += f", {flagged} disturbed"
         if not ok:
             reasons = sorted({r.get("reason", "?") for r in tr})
             okcol += " — failed: " + "; ".join(reasons)[:200]
@@ -528,7 +566,7 @@ for scen in scenarios:
         rr = ratio_of_rounds(scen, t, "rps")
         cr = ratio_of_rounds(scen, t, "cpu_us")
         row = (f"| {t} | {fmt(m('rps'))} | {fmt(m('p50'))} | {fmt(m('p99'))} | {fmt(m('p999'))} | "
-               f"{fmt(m('cpu_us'))} | {fmt(m('sys_req'))} | {fmt(hwm)} | {fmt(m('client_pct'))} | "
+               f"{fmt(m('cpu_us'))} | {fmt(m('sys_req'))} | {fmt(hwm)} | {fmt(m('client_pct'))} | {fmt(m('others_pct'), 2)} | "
                f"{fmt(rr, 3)} | {fmt(cr, 3)} |")
         if scen == "idle10k":
             row += f" {fmt(m('idle_bytes_per_conn'))} |"
