@@ -5,6 +5,7 @@
 #                           [--server-cores LIST] [--client-cores LIST] [-p PORT] [-o FILE]
 #                           [--idle-conns N] [--idle-secs SECS] [--no-build] [--no-perf]
 #                           [--keep] [--allow-few-rounds] [--max-others PCT|off] [--retries N]
+#                           [--quiet-wait SECS]
 #
 #   -s SCENARIOS  comma list (default all): c1 c50 c500 open20k open80 16k idle10k idle
 #   -t TARGETS    comma list (default all): shardnet tokio-ct tokio-mt monoio glommio
@@ -23,7 +24,9 @@
 #   --keep        keep the working directory with every run's logs and JSON
 #   --max-others PCT  a load run during which other processes (or hypervisor steal) used more
 #                 than PCT % of one core is repeated, up to --retries times (default 25; off)
-#   --retries N   repeats of a disturbed run (default 2); the last attempt counts, flagged
+#   --retries N   repeats of a disturbed run (default 1); the last attempt counts, flagged
+#   --quiet-wait SECS  before each run, wait up to SECS for other processes to use less than
+#                 --max-others (default 5; 0 = do not wait)
 #
 # Scenarios (64-byte echo unless said): c1/c50/c500 closed loop at 1/50/500 connections;
 # open20k open loop 20,000 req/s over 50 connections; open80 open loop at 80 % of the fastest
@@ -40,14 +43,14 @@
 # which), 2 for bad arguments.
 set -uo pipefail
 
-usage() { sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 die() { echo "compare.sh: $*" >&2; exit 2; }
 
 ALL_SCENARIOS="c1 c50 c500 open20k open80 16k idle10k idle"
 ALL_TARGETS="shardnet tokio-ct tokio-mt monoio glommio"
 scenarios_arg="" targets_arg="" rounds=3 duration=2 warmup=1
 server_cores=0 client_cores=1 port=7350 out_file="" idle_n=10000 idle_secs=5
-build=1 use_perf=1 keep=0 allow_few=0 max_others=25 retries=2
+build=1 use_perf=1 keep=0 allow_few=0 max_others=25 retries=1 quiet_wait=5
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -68,6 +71,7 @@ while [ $# -gt 0 ]; do
     --keep) keep=1; shift ;;
     --max-others) max_others="${2:?--max-others needs a value}"; shift 2 ;;
     --retries) retries="${2:?--retries needs a value}"; shift 2 ;;
+    --quiet-wait) quiet_wait="${2:?--quiet-wait needs a value}"; shift 2 ;;
     --allow-few-rounds) allow_few=1; shift ;;
     *) die "unknown argument '$1' (see -h)" ;;
   esac
@@ -82,6 +86,7 @@ is_uint "$port" && [ "$port" -ge 1024 ] && [ "$port" -le 65535 ] || die "-p must
 is_uint "$idle_n" && [ "$idle_n" -ge 1 ] || die "--idle-conns must be a positive integer"
 is_uint "$idle_secs" && [ "$idle_secs" -ge 1 ] || die "--idle-secs must be a positive integer"
 is_uint "$retries" || die "--retries must be an integer >= 0"
+is_uint "$quiet_wait" || die "--quiet-wait must be an integer >= 0"
 [ "$max_others" = off ] || is_uint "$max_others" || die "--max-others takes a percentage or off"
 [[ "$server_cores" =~ ^[0-9,-]+$ ]] || die "--server-cores takes a CPU list like 0 or 0,1"
 [[ "$client_cores" =~ ^[0-9,-]+$ ]] || die "--client-cores takes a CPU list like 1 or 2-3"
@@ -354,6 +359,19 @@ measure_load() {
   fields="rps=$(fcalc "$rps") p50=$p50 p99=$p99 p999=$p999 cpu_us=$cpu_us sys_req=$sys_req hwm_kb=${hwm:-NA} client_pct=$(fcalc "$cpct") others_pct=$others_pct load_rc=$rc errors=$errs ended_early=$ended"
 }
 
+# wait_quiet: waits (at most --quiet-wait s) until the machine's busy CPU, sampled over 0.5 s
+# with none of our processes running, is below --max-others % of one core.
+wait_quiet() {
+  local i b0 b1 pct
+  [ "$max_others" != off ] && [ "$quiet_wait" -gt 0 ] || return 0
+  for ((i = 0; i < quiet_wait * 2; i++)); do
+    b0=$(busy_ticks); sleep 0.5; b1=$(busy_ticks)
+    pct=$(fcalc "($b1 - $b0) / $clk_tck / 0.5 * 100")
+    awk -v o="$pct" -v m="$max_others" 'BEGIN { exit !(o <= m) }' && return 0
+  done
+  log "compare.sh: other processes still use ${pct}% of a core after ${quiet_wait} s; running anyway"
+}
+
 # one_run SCENARIO TARGET ROUND LAST: one server, one measurement. Returns 1 when it failed,
 # 3 when other processes disturbed it and it is not the LAST attempt (LAST=1) so it should
 # be repeated (its raw line then says status=noisy and it is left out of the tables).
@@ -361,6 +379,7 @@ one_run() {
   local scen="$1" target="$2" round="$3" last="$4" stem="$work/$1.$2.$3.$attempt" st rss0 rss1 n
   local c0 c1 d0 d1 t0 t1 i0 i1 ss0 ss1 ssec
   fields="" run_error=""
+  wait_quiet
   if ! start_server "$target" "$stem.server.log"; then
     record "scenario=$scen target=$target round=$round status=failed reason=\"$(clean "$start_error")\""
     return 1
