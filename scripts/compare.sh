@@ -7,7 +7,7 @@
 #                           [--keep] [--allow-few-rounds] [--max-others PCT|off] [--retries N]
 #                           [--quiet-wait SECS]
 #
-#   -s SCENARIOS  comma list (default all): c1 c50 c500 open20k open80 16k idle10k idle
+#   -s SCENARIOS  comma list (default all): c1 c50 c500 open20k open50 open80 16k idle10k idle
 #   -t TARGETS    comma list (default all): shardnet tokio-ct tokio-mt monoio glommio
 #   -r ROUNDS     rounds per scenario, targets alternating in each (default 3, at least 3
 #                 unless --allow-few-rounds)
@@ -29,9 +29,9 @@
 #                 --max-others (default 5; 0 = do not wait)
 #
 # Scenarios (64-byte echo unless said): c1/c50/c500 closed loop at 1/50/500 connections;
-# open20k open loop 20,000 req/s over 50 connections; open80 open loop at 80 % of the fastest
-# target's c50 median throughput measured in this invocation (c50 runs first; when it is not
-# selected a one-round c50 calibration runs); 16k 16 KiB messages, 50 connections; idle10k N
+# open20k open loop 20,000 req/s over 50 connections; open50 and open80 open loop at 50 % and
+# 80 % of the fastest target's c50 median throughput measured in this invocation (c50 runs
+# first; when it is not selected a one-round c50 calibration runs); 16k 16 KiB messages, 50 connections; idle10k N
 # idle connections held open plus 50 active closed loop (RSS delta per idle connection);
 # idle: server CPU over --idle-secs with no connection, then with 1,000 idle connections.
 #
@@ -46,7 +46,7 @@ set -uo pipefail
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 die() { echo "compare.sh: $*" >&2; exit 2; }
 
-ALL_SCENARIOS="c1 c50 c500 open20k open80 16k idle10k idle"
+ALL_SCENARIOS="c1 c50 c500 open20k open50 open80 16k idle10k idle"
 ALL_TARGETS="shardnet tokio-ct tokio-mt monoio glommio"
 scenarios_arg="" targets_arg="" rounds=3 duration=2 warmup=1
 server_cores=0 client_cores=1 port=7350 out_file="" idle_n=10000 idle_secs=5
@@ -208,8 +208,10 @@ status_kb() { # status_kb PID FIELD: VmHWM or VmRSS in kB
   awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null
 }
 now() { date +%s.%N; }
-busy_ticks() { # user + nice + system + steal over all CPUs, in clock ticks (/proc/stat)
-  awk '$1 == "cpu" { print $2 + $3 + $4 + $9; exit }' /proc/stat
+busy_ticks() { # user + nice + system + irq + softirq + steal over all CPUs, in clock ticks
+  # (/proc/stat). A task's stime includes the softirq work done in its context (loopback TCP
+  # delivery runs there), which /proc/stat counts as softirq: so softirq belongs in "busy".
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
 }
 fcalc() { awk "BEGIN { printf \"%.6g\", $1 }"; }
 
@@ -304,7 +306,7 @@ load_args() {
     c50|calib|idle10k) echo "-c 50" ;;
     c500) echo "-c 500" ;;
     open20k) echo "-c 50 --rate 20000" ;;
-    open80) echo "-c 50 --rate $open80_rate" ;;
+    open50|open80) echo "-c 50 --rate $open_rate" ;;
     16k) echo "-c 50 -s 16384" ;;
   esac
 }
@@ -353,8 +355,8 @@ measure_load() {
   cpu_us=$(fcalc "($b - $a) / $clk_tck / ($t1 - $t0) / $rps * 1e6")
   if [ "$sc" = NA ]; then sys_req=NA; else sys_req=$(fcalc "$sc / $sc_secs / $rps"); fi
   # CPU that neither the server nor shardnet-load used in the window, in % of one core: other
-  # processes, kernel threads, the hypervisor's steal time (not irq/softirq, which the traffic
-  # itself causes). shardnet-load's share is its own measured CPU % (same steady state).
+  # processes, kernel threads (ksoftirqd too), the hypervisor's steal time. shardnet-load's
+  # share is its own measured CPU % (same steady state).
   others_pct=$(fcalc "(($bb - $ba) - ($b - $a)) / $clk_tck / ($t1 - $t0) * 100 - $cpct")
   fields="rps=$(fcalc "$rps") p50=$p50 p99=$p99 p999=$p999 cpu_us=$cpu_us sys_req=$sys_req hwm_kb=${hwm:-NA} client_pct=$(fcalc "$cpct") others_pct=$others_pct load_rc=$rc errors=$errs ended_early=$ended"
 }
@@ -451,7 +453,7 @@ ncores_total=$(nproc)
 log "compare.sh: scenarios: $scenarios; targets: $targets; $rounds rounds; ${warmup}s warmup + ${duration}s measured"
 log "compare.sh: server on cores $server_cores, client on cores $client_cores, $ncores_total cores online; $addr; work dir $work"
 failures=0
-open80_rate=""
+open_rate="" open_rates=""
 started=$(date +%s)
 
 run_scenario() { # run_scenario SCENARIO ROUNDS
@@ -469,8 +471,8 @@ run_scenario() { # run_scenario SCENARIO ROUNDS
   done
 }
 
-fastest_c50() { # 80 % of the best target's median c50 req/s (scenario c50 or calib)
-  python3 - "$results" <<'PY'
+fastest_c50() { # PERCENT % of the best target's median c50 req/s (scenario c50 or calib)
+  python3 - "$results" "$1" <<'PY'
 import re, statistics, sys
 rps = {}
 for line in open(sys.argv[1]):
@@ -478,22 +480,23 @@ for line in open(sys.argv[1]):
     if kv.get("scenario") in ("c50", "calib") and kv.get("status") == "ok":
         rps.setdefault(kv["target"], []).append(float(kv["rps"]))
 best = max((statistics.median(v) for v in rps.values()), default=0)
-print(int(best * 0.8))
+print(int(best * float(sys.argv[2]) / 100))
 PY
 }
 
 for scen in $scenarios; do
-  if [ "$scen" = open80 ]; then
-    if ! grep -qs 'scenario=c50 .*status=ok' "$results"; then
-      log "compare.sh: open80 needs the fastest c50 throughput: calibrating (c50, one round)"
+  if [ "$scen" = open50 ] || [ "$scen" = open80 ]; then
+    if ! grep -qs 'scenario=\(c50\|calib\) .*status=ok' "$results"; then
+      log "compare.sh: $scen needs the fastest c50 throughput: calibrating (c50, one round)"
       run_scenario calib 1
     fi
-    open80_rate=$(fastest_c50)
-    if [ -z "$open80_rate" ] || [ "$open80_rate" -le 0 ]; then
-      log "compare.sh: no c50 throughput to base open80 on; skipping it"
+    open_rate=$(fastest_c50 "${scen#open}")
+    if [ -z "$open_rate" ] || [ "$open_rate" -le 0 ]; then
+      log "compare.sh: no c50 throughput to base $scen on; skipping it"
       continue
     fi
-    log "compare.sh: open80 rate: $open80_rate req/s (80 % of the fastest c50 median)"
+    open_rates="$open_rates $scen=$open_rate"
+    log "compare.sh: $scen rate: $open_rate req/s (${scen#open} % of the fastest c50 median)"
   fi
   log "compare.sh: scenario $scen"
   run_scenario "$scen" "$rounds"
@@ -501,10 +504,11 @@ done
 
 # ---------------------------------------------------------------------------------------------
 # Summary.
-summary=$(python3 - "$results" "$targets" "$scenarios" "${open80_rate:-}" <<'PY'
+summary=$(python3 - "$results" "$targets" "$scenarios" "$open_rates" <<'PY'
 import re, statistics, sys
 
-results, targets, scenarios, open80 = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4]
+results, targets, scenarios = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+rates = dict(kv.split("=") for kv in sys.argv[4].split())
 runs = []
 for line in open(results):
     kv = {k: v.strip('"') for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', line)}
@@ -544,7 +548,8 @@ titles = {
     "c50": "c50: 64 B closed loop, 50 connections",
     "c500": "c500: 64 B closed loop, 500 connections",
     "open20k": "open20k: 64 B open loop, 20,000 req/s over 50 connections",
-    "open80": f"open80: 64 B open loop, {open80 or '?'} req/s over 50 connections (80 % of the fastest c50)",
+    "open50": f"open50: 64 B open loop, {rates.get('open50', '?')} req/s over 50 connections (50 % of the fastest c50)",
+    "open80": f"open80: 64 B open loop, {rates.get('open80', '?')} req/s over 50 connections (80 % of the fastest c50)",
     "16k": "16k: 16 KiB closed loop, 50 connections",
     "idle10k": "idle10k: idle connections held open + 50 active, 64 B closed loop",
     "idle": "idle: server CPU with no connection, then with 1,000 idle connections",
