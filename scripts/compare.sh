@@ -38,7 +38,8 @@
 # Each run starts its own server (pinned with taskset to --server-cores), waits for its
 # "listening" line, drives it with shardnet-load pinned to --client-cores, samples the server
 # in a window inside shardnet-load's measured time, then stops it with SIGTERM (by PID).
-# Default settings take about 10 minutes on a 2-core machine; `-s c50` alone about 1.
+# Defaults take about 12 minutes on a quiet 2-core machine (longer when other work delays
+# runs); `-s c50` alone about 1.
 # Loopback only. Exit 0 when every run worked, 1 when some target failed (the tables say
 # which), 2 for bad arguments.
 set -uo pipefail
