@@ -223,13 +223,14 @@ impl fmt::Display for StatsSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:>5} {:>4} {:>9} {:>7} {:>14} {:>14} {:>9} {:>8} {:>7} {:>6}",
+            "{:>5} {:>4} {:>9} {:>7} {:>14} {:>14} {:>8} {:>9} {:>8} {:>7} {:>6}",
             "shard",
             "cpu",
             "accepted",
             "active",
             "bytes_in",
             "bytes_out",
+            "pool_use",
             "pool_hw",
             "pool_wt",
             "sync%",
