@@ -186,6 +186,10 @@ mean() { printf '%s\n' "$@" | awk '{ s += $1 } END { printf "%.1f", s / NR }'; }
 m_without=$(mean "${without[@]}")
 m_with=$(mean "${with[@]}")
 ratio=$(awk -v a="$m_with" -v b="$m_without" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 999) }')
+# Runs of the same kind that differ by more than 2x mean something else was using the cores.
+spread() { printf '%s\n' "$@" | awk 'NR == 1 || $1 < lo { lo = $1 } $1 > hi { hi = $1 } END { printf "%.1f", (lo > 0 ? hi / lo : 999) }'; }
+spread_without=$(spread "${without[@]}")
+spread_with=$(spread "${with[@]}")
 
 echo
 echo "slowloris: echo $addr, server core $server_core, clients core $client_core, --recv-timeout $recv_timeout s"
@@ -194,6 +198,10 @@ echo "  tricklers       $tricklers connections, 1 byte each every ${every} s, re
 echo "  p99 without     ${without[*]} us (mean $m_without)"
 echo "  p99 with        ${with[*]} us (mean $m_with)"
 echo "  ratio           $ratio (limit $max_ratio)"
+if awk -v a="$spread_without" -v b="$spread_with" 'BEGIN { exit !(a > 2 || b > 2) }'; then
+  echo "  note            runs of the same kind differ by ${spread_without}x (without) and" \
+    "${spread_with}x (with): the machine was busy ($(cut -d' ' -f1-3 /proc/loadavg)); rerun"
+fi
 echo "  server closes   $closed_line"
 echo "  timed out       $timeouts counted by the server, $closed_total trickling connections closed as seen by the client"
 echo "  slabs in use    $leaked after the run"

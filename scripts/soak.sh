@@ -8,7 +8,7 @@
 #
 #   -d  soak time after the warm-up, shared by the servers soaked: 90, 90s, 2m, 1h
 #       (default 10m)
-#   -e  server(s): echo, kv or both (default both when examples/kv.rs exists, else echo)
+#   -e  server(s): echo, kv or both (default both when the kv example exists, else echo)
 #   -w  warm-up per server (default 30s)       -R  length of one load round (default 30s)
 #   -s  server core (default 0)                -c  client core (default 1)
 #   -S  seed of the rounds' random settings and of the load generator (default 1)
@@ -59,21 +59,23 @@ while getopts "hd:e:w:R:s:c:S:o:" opt; do
   esac
 done
 bad() { echo "soak.sh: $*" >&2; exit 2; }
+has_example() { [ -f "examples/$1.rs" ] || [ -f "examples/$1/main.rs" ]; }
 duration_s=$(seconds "$duration") || bad "-d $duration is not a duration like 90, 90s, 2m or 1h"
 warmup_s=$(seconds "$warmup") || bad "-w $warmup is not a duration"
 round_s=$(seconds "$round") || bad "-R $round is not a duration"
-[ "$duration_s" -ge 1 ] && [ "$round_s" -ge 1 ] && [ "$warmup_s" -ge 1 ] ||
+if [ "$duration_s" -lt 1 ] || [ "$round_s" -lt 1 ] || [ "$warmup_s" -lt 1 ]; then
   bad "durations must be at least 1 s"
+fi
 [[ $seed =~ ^[0-9]+$ ]] || bad "-S $seed is not a number"
 case "${examples:-default}" in
-  default) if [ -f examples/kv.rs ]; then examples="echo kv"; else examples=echo; fi ;;
+  default) if has_example kv; then examples="echo kv"; else examples="echo"; fi ;;
   both) examples="echo kv" ;;
   echo) ;;
   kv) ;;
   *) bad "-e must be echo, kv or both, not '$examples'" ;;
 esac
 for ex in $examples; do
-  [ -f "examples/$ex.rs" ] || bad "there is no examples/$ex.rs in this checkout"
+  has_example "$ex" || bad "there is no $ex example (examples/$ex.rs or examples/$ex/main.rs)"
 done
 read -r -a list <<<"$examples"
 per_server_s=$(( duration_s / ${#list[@]} ))
