@@ -102,9 +102,17 @@ server_stats() {
   return 1
 }
 
-# Slabs in use per shard, one number a line: the column before "high/total" in the table.
+# Slabs in use per shard, one a line ("?" when the table has no such column): the `pool_use`
+# column when the header names it, else the unnamed column before "high/total" in rows one
+# field longer than the header.
 slabs_in_use() {
-  awk '$1 ~ /^[0-9]+$/ { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+\/[0-9]+$/) { print $(i-1); break } }'
+  awk '$1 == "shard" { h = NF; u = 0; for (i = 1; i <= NF; i++) if ($i == "pool_use") u = i; next }
+    h && $1 ~ /^[0-9]+$/ {
+      use = "?"
+      if (u) use = $u
+      else if (NF == h + 1) for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+\/[0-9]+$/) { use = $(i-1); break }
+      print use
+    }'
 }
 
 echo "== starting echo on core $server_core, --recv-timeout $recv_timeout" >&2
@@ -181,7 +189,7 @@ server_pid=""
 
 closed_line=$(grep '^closed:' "$outdir/stats.txt")
 timeouts=$(sed -n 's/.* timeout=\([0-9]*\).*/\1/p' <<<"$closed_line")
-leaked=$(slabs_in_use <"$outdir/stats.txt" | awk '{ s += $1 } END { print s + 0 }')
+leaked=$(slabs_in_use <"$outdir/stats.txt" | awk '$1 == "?" { u = 1 } { s += $1 } END { print (u ? "unknown" : s + 0) }')
 mean() { printf '%s\n' "$@" | awk '{ s += $1 } END { printf "%.1f", s / NR }'; }
 m_without=$(mean "${without[@]}")
 m_with=$(mean "${with[@]}")
