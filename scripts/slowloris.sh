@@ -132,8 +132,8 @@ fi
 echo "== echo listening on $addr (pid $server_pid)" >&2
 
 failures=()
-p99=""
-good_run() { # NAME: one good-client run; sets p99 (µs)
+p99="" p50=""
+good_run() { # NAME: one good-client run; sets p99 and p50 (µs)
   local name=$1 rc=0
   timeout $((measure + 30)) "$bin/shardnet-load" --addr "$addr" --protocol echo -c 10 --size 64 \
     -d "$measure" -w 1 --cores "$client_core" --quiet --json "$outdir/$name.json" \
@@ -143,15 +143,16 @@ good_run() { # NAME: one good-client run; sets p99 (µs)
   fi
   p99=$(json_value "$outdir/$name.json" p99 latency_us)
   p99=${p99:-0}
+  p50=$(json_value "$outdir/$name.json" p50 latency_us)
 }
 
 lead=2 # seconds the tricklers run before the good client starts
-without=() with=() closed_total=0
+without=() with=() without50=() with50=() closed_total=0
 for r in $(seq "$rounds"); do
   good_run "without-$r"
   p=$p99
-  without+=("$p")
-  echo "round $r: without tricklers  p99 ${p} us" >&2
+  without+=("$p"); without50+=("$p50")
+  echo "round $r: without tricklers  p99 ${p} us (p50 $p50)" >&2
 
   "${pin[@]}" "$bin/shardnet-trickle" --addr "$addr" -c "$tricklers" --every "${every}s" \
     -d "$((lead + measure + 2))s" --reconnect --json "$outdir/trickle-$r.json" \
@@ -160,7 +161,7 @@ for r in $(seq "$rounds"); do
   sleep "$lead"
   good_run "with-$r"
   p=$p99
-  with+=("$p")
+  with+=("$p"); with50+=("$p50")
   rc=0
   wait "$trickle_pid" || rc=$?
   trickle_pid=""
@@ -169,7 +170,7 @@ for r in $(seq "$rounds"); do
   quiet=$(json_value "$outdir/trickle-$r.json" mean_s silence_before_close)
   quiet_max=$(json_value "$outdir/trickle-$r.json" max_s silence_before_close)
   closed_total=$((closed_total + closed))
-  echo "round $r: with $tricklers tricklers p99 ${p} us; the server closed $closed of them," \
+  echo "round $r: with $tricklers tricklers p99 ${p} us (p50 $p50); the server closed $closed of them," \
     "${quiet} s mean / ${quiet_max} s max after their last byte" >&2
   if ! awk -v q="$quiet" -v t="$recv_timeout" 'BEGIN { exit !(q >= t * 0.9 && q <= t + 1) }'; then
     failures+=("round $r: trickling connections were closed ${quiet} s after their last byte, not at the ${recv_timeout} s receive timeout")
@@ -205,6 +206,7 @@ echo "  good client     shardnet-load closed loop, 10 connections x 64 B, ${meas
 echo "  tricklers       $tricklers connections, 1 byte each every ${every} s, reconnecting"
 echo "  p99 without     ${without[*]} us (mean $m_without)"
 echo "  p99 with        ${with[*]} us (mean $m_with)"
+echo "  p50 without     ${without50[*]} us; with ${with50[*]} us"
 echo "  ratio           $ratio (limit $max_ratio)"
 if awk -v a="$spread_without" -v b="$spread_with" 'BEGIN { exit !(a > 2 || b > 2) }'; then
   echo "  note            runs of the same kind differ by ${spread_without}x (without) and" \
