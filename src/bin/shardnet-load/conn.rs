@@ -649,3 +649,42 @@ fn connect_failure(addr: SocketAddr, e: &io::Error) -> Failure {
 fn io_failure(what: &str, e: &io::Error) -> Failure {
     Failure::new(ErrorKind::of_io(e), format!("{what}: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn churn_draws_quotas_in_range_and_endings_in_proportion() {
+        let churn = Churn {
+            after: CountRange { min: 3, max: 9 },
+            half_close: 0.25,
+            reset: 0.125,
+        };
+        let mut rng = Rng::new(42);
+        let mut ends = [0_u32; 3];
+        let mut quotas = std::collections::BTreeSet::new();
+        for _ in 0..8000 {
+            let (q, e) = churn.draw(&mut rng);
+            quotas.insert(q);
+            ends[e as usize] += 1;
+        }
+        assert_eq!(
+            quotas.into_iter().collect::<Vec<_>>(),
+            (3..=9).collect::<Vec<_>>()
+        );
+        // 5000 closes, 2000 half-closes, 1000 resets expected
+        assert!((4700..5300).contains(&ends[0]), "{ends:?}");
+        assert!((1800..2200).contains(&ends[1]), "{ends:?}");
+        assert!((850..1150).contains(&ends[2]), "{ends:?}");
+        // the same seed draws the same lives
+        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
+        assert!((0..100).all(|_| churn.draw(&mut a) == churn.draw(&mut b)));
+        let fixed = Churn {
+            after: CountRange { min: 5, max: 5 },
+            half_close: 0.0,
+            reset: 0.0,
+        };
+        assert_eq!(fixed.draw(&mut a), (5, Ending::Close));
+    }
+}

@@ -5,6 +5,8 @@
 //! cargo run --release --bin shardnet-load -- --addr 127.0.0.1:9000 --connections 8 \
 //!     --duration 10s --hgrm run.hgrm --json run.json
 //! cargo run --release --bin shardnet-load -- --addr 127.0.0.1:9000 --rate 20000 ...
+//! cargo run --release --bin shardnet-load -- --addr 127.0.0.1:9000 --size 16..4096 \
+//!     --reconnect-after 1..200 --half-close 0.2 --reset 0.1 ...   # churn
 //! cargo run --release --bin shardnet-load -- plot --out cmp.svg a.hgrm b.hgrm
 //! ```
 //!
