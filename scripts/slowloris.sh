@@ -17,12 +17,13 @@
 # The echo server runs with a short receive timeout. The good client is shardnet-load, closed
 # loop, 10 connections x 64 B. Runs alternate: without tricklers, then with -n connections from
 # shardnet-trickle that each send one byte every -T seconds and reconnect when the server
-# closes them, so the server holds -n slow peers all the time. The script prints every p99,
+# closes them, so the server holds -n slow peers all the time (their connects are spread over
+# the first -T seconds, before the good client starts). The script prints every p99,
 # the ratio of the mean p99 with them to the mean without, and the server's close counters.
 # It fails (exit 1) if the ratio is above -x, if the server did not count a timed-out close
 # for every trickling connection it closed, if the closes did not come at the receive timeout,
 # if the good client saw any error, or if slabs are left in use. Loopback only; every step
-# has a deadline (about 50 s with the defaults, plus the build); it kills only its own PIDs.
+# has a deadline (about 55 s with the defaults, plus the build); it kills only its own PIDs.
 set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -146,7 +147,9 @@ good_run() { # NAME: one good-client run; sets p99 and p50 (µs)
   p50=$(json_value "$outdir/$name.json" p50 latency_us)
 }
 
-lead=2 # seconds the tricklers run before the good client starts
+# Seconds the tricklers run before the good client starts: their connects are spread over one
+# period (-T), so after it they are all there and their timeouts are spread evenly.
+lead=$(awk -v e="$every" 'BEGIN { printf "%d", int(e + 0.999) + 1 }')
 without=() with=() without50=() with50=() closed_total=0
 for r in $(seq "$rounds"); do
   good_run "without-$r"

@@ -1,9 +1,11 @@
 //! `shardnet-trickle`: a slowloris client. It holds `--connections` TCP connections to a
-//! server and sends one byte on each every `--every` (connection `i` first at `i/N` of the
-//! period, so the bytes are spread evenly), reads and discards whatever comes back, and counts
-//! the connections the server closes: by EOF or by reset, and how long after the client's last
-//! byte. With `--reconnect` a closed connection is replaced at once, so the server keeps
-//! seeing `--connections` trickling peers for the whole run.
+//! server and sends one byte on each as soon as it is connected and then every `--every`,
+//! reads and discards whatever comes back, and counts the connections the server closes: by
+//! EOF or by reset, and how long after the client's last byte. The connects are spread over
+//! `--ramp` (default one period), so the bytes, and the server's timeouts, are spread evenly;
+//! `--ramp 0` connects all at once, and the server then times them all out together. With
+//! `--reconnect` a closed connection is replaced at once, so the server keeps seeing
+//! `--connections` trickling peers for the whole run.
 //!
 //! ```text
 //! cargo run --release --bin shardnet-trickle -- --addr 127.0.0.1:7000 --connections 500 \
@@ -44,6 +46,10 @@ struct Args {
     /// How long to run.
     #[arg(long, short, default_value = "20s", value_parser = parse_duration)]
     duration: Duration,
+    /// Spread the first connects over this long (default: `--every`); `0` connects all at
+    /// once.
+    #[arg(long, value_parser = parse_ramp)]
+    ramp: Option<Duration>,
     /// Replace a connection the server closed with a new one at once.
     #[arg(long, short)]
     reconnect: bool,
@@ -77,6 +83,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+fn parse_ramp(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text)
+}
+
 /// One trickling connection.
 #[derive(Debug)]
 struct Peer {
@@ -85,6 +98,7 @@ struct Peer {
     started: Instant,
     /// When the last byte was written (the connect, before the first).
     last_sent: Instant,
+    /// When the next byte is due (the first as soon as it is connected).
     next_due: Instant,
 }
 
@@ -211,30 +225,34 @@ fn run(args: &Args, addr: SocketAddr) -> io::Result<Summary> {
         ..Summary::default()
     };
     let mut silences = (f64::INFINITY, 0.0_f64, 0.0_f64); // min, sum, max
-    let mut peers: Vec<Option<Peer>> = Vec::with_capacity(n);
-    for i in 0..n {
-        match connect(&poll, addr, Token(i), start) {
-            Ok(mut p) => {
-                p.next_due = start + args.every.mul_f64(i as f64 / n as f64);
-                peers.push(Some(p));
-            }
-            Err(e) => {
-                if s.connect_failed == 0 {
-                    eprintln!("shardnet-trickle: connect to {addr}: {e}");
-                }
-                s.connect_failed += 1;
-                peers.push(None);
-            }
-        }
-    }
+    let ramp = args.ramp.unwrap_or(args.every);
+    let connect_at = |i: usize| start + ramp.mul_f64(i as f64 / n as f64);
+    let mut peers: Vec<Option<Peer>> = (0..n).map(|_| None).collect();
+    let mut started = 0; // connections 0..started have been started
     let mut buf = [0_u8; 4096];
     loop {
         let now = Instant::now();
         if now >= end {
             break;
         }
+        while started < n && connect_at(started) <= now {
+            match connect(&poll, addr, Token(started), now) {
+                Ok(p) => peers[started] = Some(p),
+                Err(e) => {
+                    if s.connect_failed == 0 {
+                        eprintln!("shardnet-trickle: connect to {addr}: {e}");
+                    }
+                    s.connect_failed += 1;
+                }
+            }
+            started += 1;
+        }
         // Bytes due, and connects that took too long.
-        let mut next = end;
+        let mut next = if started < n {
+            connect_at(started).min(end)
+        } else {
+            end
+        };
         for (i, slot) in peers.iter_mut().enumerate() {
             let Some(p) = slot else { continue };
             if !p.connected {
@@ -282,6 +300,7 @@ fn run(args: &Args, addr: SocketAddr) -> io::Result<Summary> {
                     Ok(None) if p.stream.peer_addr().is_ok() => {
                         p.connected = true;
                         p.last_sent = now;
+                        p.next_due = now; // the first byte at once
                         s.connected += 1;
                     }
                     Ok(None) => continue, // not yet
@@ -369,6 +388,8 @@ mod tests {
         use clap::CommandFactory;
         Args::command().debug_assert();
         let a = Args::try_parse_from(["t", "-c", "5", "--every", "1s", "--reconnect"]).unwrap();
-        assert_eq!((a.connections, a.reconnect), (5, true));
+        assert_eq!((a.connections, a.reconnect, a.ramp), (5, true, None));
+        let a = Args::try_parse_from(["t", "--ramp", "0"]).unwrap();
+        assert_eq!(a.ramp, Some(Duration::ZERO));
     }
 }
