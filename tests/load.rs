@@ -10,7 +10,10 @@ use load_support as util;
 use std::time::Duration;
 
 use shardnet::hgrm::Distribution;
-use util::{echo_server, http_server, resp_server, run_load, silent_server, Echo, TempPath};
+use util::{
+    churn_server, echo_server, http_server, quiet_closing_server, resp_server, run_load,
+    run_trickle, silent_server, Churning, Echo, TempPath,
+};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -482,6 +485,17 @@ fn bad_arguments_are_rejected_without_a_panic() {
         &["--path", "no-slash"],
         &["--set-ratio", "2"],
         &["--cores", "x"],
+        &["--size", "10..5"],
+        &["--reconnect-after", "0"],
+        &["--reset", "0.5"],
+        &[
+            "--reconnect-after",
+            "5",
+            "--reset",
+            "0.6",
+            "--half-close",
+            "0.6",
+        ],
         &["--nope"],
         &["plot"],
     ] {
@@ -526,4 +540,235 @@ fn plot_draws_one_curve_per_file() {
     let out = run_load(&["plot", "--out", svg.arg(), a.arg(), b.arg()], LIMIT);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("line 1"), "{}", out.stderr);
+}
+
+/// Runs churn load against `addr` with `extra` arguments; returns the outcome and the JSON.
+fn churn_run(addr: &str, extra: &[&str], name: &str) -> (util::Outcome, serde_json::Value) {
+    let json = TempPath::new(name);
+    let mut args = vec!["--addr", addr, "-w", "0", "--json", json.arg()];
+    args.extend_from_slice(extra);
+    let out = run_load(&args, LIMIT);
+    let j = json.json();
+    (out, j)
+}
+
+#[test]
+fn churn_reconnects_ends_every_way_and_checks_every_reply() {
+    let server = churn_server(Churning::Correct);
+    let (out, j) = churn_run(
+        &server.addr_arg(),
+        &[
+            "-c",
+            "4",
+            "-p",
+            "2",
+            "--size",
+            "16..2000",
+            "--reconnect-after",
+            "1..40",
+            "--half-close",
+            "0.3",
+            "--reset",
+            "0.2",
+            "-d",
+            "1.5",
+        ],
+        "churn-ok.json",
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(json_u64(&j, &["errors", "total"]), 0, "{j}");
+    let reconnects = json_u64(&j, &["reconnects"]);
+    assert!(reconnects > 20, "{j}");
+    assert_eq!(json_u64(&j, &["churn", "reconnects"]), reconnects, "{j}");
+    let ends: u64 = ["closes", "half_closes", "resets"]
+        .iter()
+        .map(|k| {
+            let n = json_u64(&j, &["churn", k]);
+            assert!(n > 0, "no {k}: {j}");
+            n
+        })
+        .sum();
+    // Every end starts a connect; the last few may not have completed when the run stopped.
+    assert!(ends >= reconnects && ends <= reconnects + 4, "{j}");
+    assert_eq!(j["stamped"], true);
+    assert_eq!(
+        (json_u64(&j, &["size_min"]), json_u64(&j, &["size"])),
+        (16, 2000)
+    );
+    assert_eq!(j["churn"]["reconnect_after"], "1..40");
+    assert!(json_u64(&j, &["requests"]) > 100, "{j}");
+    // The server saw each connection: the first four and every reconnect.
+    assert!(server.shared.counter("accepted") >= 4 + reconnects, "{j}");
+    assert!(
+        out.stdout
+            .contains(&format!("churn       {reconnects} reconnects")),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_stale_reply_on_a_new_connection_is_a_named_mismatch() {
+    let server = churn_server(Churning::StaleOnce);
+    let (out, j) = churn_run(
+        &server.addr_arg(),
+        &[
+            "-c",
+            "1",
+            "--size",
+            "64",
+            "--reconnect-after",
+            "3",
+            "-d",
+            "1",
+        ],
+        "churn-stale.json",
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(server.shared.counter("stale"), 1);
+    assert_eq!(json_u64(&j, &["errors", "mismatch"]), 1, "{j}");
+    let detail = j["error_details"]["mismatch"].as_str().unwrap();
+    // Connection 0's second life (generation 1) starts with request 3 and got the bytes of
+    // its first life's request 0.
+    assert!(
+        detail.contains("request 3 of connection 0, generation 1"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("the reply has the stamp of connection 0, generation 0, request 0"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn replies_lost_after_a_half_close_are_errors() {
+    let server = churn_server(Churning::DropsTailOnHalfClose);
+    let (out, j) = churn_run(
+        &server.addr_arg(),
+        &[
+            "-c",
+            "2",
+            "--reconnect-after",
+            "2..5",
+            "--half-close",
+            "1",
+            "-d",
+            "1",
+        ],
+        "churn-halfclose.json",
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(json_u64(&j, &["errors", "closed_by_peer"]), 2, "{j}");
+    let detail = j["error_details"]["closed_by_peer"].as_str().unwrap();
+    assert!(
+        detail.contains("1 requests unanswered after the client's half-close"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_server_that_never_closes_after_a_half_close_times_out() {
+    let server = churn_server(Churning::NeverCloses);
+    let (out, j) = churn_run(
+        &server.addr_arg(),
+        &[
+            "-c",
+            "1",
+            "--reconnect-after",
+            "3",
+            "--half-close",
+            "1",
+            "--timeout",
+            "300ms",
+            "-d",
+            "10",
+        ],
+        "churn-neverclose.json",
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(json_u64(&j, &["errors", "timeout"]), 1, "{j}");
+    let detail = j["error_details"]["timeout"].as_str().unwrap();
+    assert!(detail.contains("did not close the connection"), "{detail}");
+    assert_eq!(json_u64(&j, &["reconnects"]), 0, "{j}");
+    assert!(out.took < Duration::from_secs(8), "took {:?}", out.took);
+}
+
+#[test]
+fn resp_churn_with_a_value_size_range() {
+    let server = resp_server(true);
+    let (out, j) = churn_run(
+        &server.addr_arg(),
+        &[
+            "--protocol",
+            "resp",
+            "-c",
+            "3",
+            "-p",
+            "2",
+            "--keys",
+            "40",
+            "--set-ratio",
+            "0.5",
+            "--size",
+            "16..500",
+            "--reconnect-after",
+            "1..30",
+            "--reset",
+            "0.2",
+            "--half-close",
+            "0.2",
+            "-d",
+            "1.5",
+        ],
+        "churn-resp.json",
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(json_u64(&j, &["reconnects"]) > 10, "{j}");
+    assert!(
+        server.shared.counter("hit") > 10,
+        "GETs returned no values to check"
+    );
+}
+
+#[test]
+fn trickle_holds_its_connections_and_counts_the_servers_closes() {
+    let server = quiet_closing_server(Duration::from_millis(300));
+    let json = TempPath::new("trickle.json");
+    let addr = server.addr_arg();
+    let out = run_trickle(
+        &[
+            "--addr",
+            &addr,
+            "-c",
+            "20",
+            "--every",
+            "500ms",
+            "-d",
+            "1.5s",
+            "--reconnect",
+            "--json",
+            json.arg(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let j = json.json();
+    let closed = json_u64(&j, &["closed_by_server"]);
+    // Each connection sends a byte every 500 ms and the server gives up after 300 ms of
+    // silence, so each life lasts about 300 ms: 20 connections for 1.5 s close 60 to 100 times.
+    assert!((40..=120).contains(&closed), "{j}");
+    // Every close is replaced; a replacement may still be connecting when the run ends.
+    let connected = json_u64(&j, &["connected"]);
+    assert!(
+        connected <= 20 + closed && connected + 5 >= 20 + closed,
+        "{j}"
+    );
+    // The server counted its timeouts; the client saw them all (give the handlers a moment).
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(server.shared.counter("timed_out") >= closed, "{j}");
+    let quiet = json_f64(&j, &["silence_before_close", "mean_s"]);
+    assert!((0.25..0.45).contains(&quiet), "{j}");
+    assert!((15..=20).contains(&json_u64(&j, &["still_open"])), "{j}");
+    assert!(json_u64(&j, &["bytes_sent"]) >= 20, "{j}");
+    assert!(out.stdout.contains("by the server"), "{}", out.stdout);
 }

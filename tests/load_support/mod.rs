@@ -76,6 +76,7 @@ impl TestServer {
                 match listener.accept() {
                     Ok((mut stream, _)) => {
                         let _ = s.first_accept.set(Instant::now());
+                        s.bump("accepted", 1);
                         stream.set_nonblocking(false).unwrap();
                         stream
                             .set_read_timeout(Some(Duration::from_millis(20)))
@@ -174,6 +175,85 @@ pub fn echo_server(mode: Echo) -> TestServer {
             offset += n as u64;
             shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
             if stream.write_all(&buf[..n]).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// How a churn test server misbehaves with connections that come and go.
+#[derive(Clone, Copy, Debug)]
+pub enum Churning {
+    /// Echoes, and closes after the peer's EOF; counts `eof` (orderly ends) and `reset`.
+    Correct,
+    /// Once, on the second connection accepted, answers the first request with the first
+    /// bytes the first connection sent: the reply of a stale connection, as a server that
+    /// mixed up reused sockets would send.
+    StaleOnce,
+    /// Holds each chunk for one read (up to the 20 ms read timeout) and, if the peer's EOF
+    /// comes first, closes without sending it: replies lost after a half-close.
+    DropsTailOnHalfClose,
+    /// Never closes after the peer's EOF (until the server stops).
+    NeverCloses,
+}
+
+/// An echo server for churn tests.
+pub fn churn_server(mode: Churning) -> TestServer {
+    let first: Arc<Mutex<Vec<u8>>> = Arc::default();
+    TestServer::start(move |stream, shared| {
+        let nth = shared.counter("accepted");
+        let mut buf = vec![0_u8; 64 * 1024];
+        let mut held: Vec<u8> = Vec::new();
+        let mut seen = 0_usize;
+        loop {
+            if shared.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let n = match stream.read(&mut buf) {
+                Ok(0) => {
+                    shared.bump("eof", 1);
+                    if let Churning::NeverCloses = mode {
+                        while !shared.stop.load(Ordering::Relaxed) {
+                            thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                    return; // DropsTailOnHalfClose: `held` is never sent
+                }
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if !held.is_empty() && stream.write_all(&held).is_err() {
+                        return;
+                    }
+                    held.clear();
+                    continue;
+                }
+                Err(_) => {
+                    shared.bump("reset", 1);
+                    return;
+                }
+            };
+            if nth == 1 {
+                let mut f = first.lock().unwrap();
+                let room = 4096_usize.saturating_sub(f.len()).min(n);
+                f.extend_from_slice(&buf[..room]);
+            }
+            let mut out = buf[..n].to_vec();
+            match mode {
+                Churning::StaleOnce if nth == 2 && seen == 0 => {
+                    let f = first.lock().unwrap();
+                    let k = n.min(f.len());
+                    out[..k].copy_from_slice(&f[..k]);
+                    shared.bump("stale", 1);
+                }
+                Churning::DropsTailOnHalfClose => {
+                    // send what was held, hold this one
+                    std::mem::swap(&mut held, &mut out);
+                }
+                _ => {}
+            }
+            seen += n;
+            shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            if stream.write_all(&out).is_err() {
                 return;
             }
         }
@@ -302,8 +382,37 @@ pub struct Outcome {
 
 /// Runs `shardnet-load` with `args`, killing it (and failing) after `limit`.
 pub fn run_load(args: &[&str], limit: Duration) -> Outcome {
+    run_program(env!("CARGO_BIN_EXE_shardnet-load"), args, limit)
+}
+
+/// Runs `shardnet-trickle` with `args`, killing it (and failing) after `limit`.
+pub fn run_trickle(args: &[&str], limit: Duration) -> Outcome {
+    run_program(env!("CARGO_BIN_EXE_shardnet-trickle"), args, limit)
+}
+
+/// A server that closes a connection after `quiet` without a byte from it (a receive
+/// timeout), echoing what it gets; counts `timed_out`.
+pub fn quiet_closing_server(quiet: Duration) -> TestServer {
+    TestServer::start(move |stream, shared| {
+        let mut buf = [0_u8; 1024];
+        let mut last = Instant::now();
+        while let Some(n) = read_some(stream, &mut buf, shared) {
+            if n > 0 {
+                last = Instant::now();
+                if stream.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            } else if last.elapsed() >= quiet {
+                shared.bump("timed_out", 1);
+                return;
+            }
+        }
+    })
+}
+
+fn run_program(program: &str, args: &[&str], limit: Duration) -> Outcome {
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shardnet-load"))
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -329,7 +438,7 @@ pub fn run_load(args: &[&str], limit: Duration) -> Outcome {
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("shardnet-load {args:?} ran longer than {limit:?}");
+            panic!("{program} {args:?} ran longer than {limit:?}");
         }
         thread::sleep(Duration::from_millis(10));
     };

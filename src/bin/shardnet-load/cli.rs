@@ -95,17 +95,19 @@ pub struct RunArgs {
     /// Time before measuring starts; requests sent in it are not recorded.
     #[arg(long, short, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
-    /// Request size in bytes: the echo payload, the RESP value.
-    #[arg(long, short, default_value_t = 64,
-          value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024))]
-    pub size: u32,
+    /// Request size in bytes, the echo payload or the RESP value: `N`, or a range `A..B`
+    /// (inclusive, drawn per echo request and per RESP key), 1 to 16 MiB. Payloads of 16 bytes
+    /// or more start with a 16-byte stamp naming the connection and request (or the key).
+    #[arg(long, short, default_value = "64", value_parser = parse_size)]
+    pub size: SizeRange,
     /// Client threads (each one mio event loop, pinned to a core). Default: one per chosen core.
     #[arg(long, short, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// Cores to pin the threads to, e.g. `1` or `2-3,5`. Default: the cores the server's
     /// pinned threads do not use, or all cores.
+    // Spelled out so clap takes the whole list as one value rather than many `usize`s.
     #[arg(long, value_parser = parse_cores)]
-    pub cores: Option<Vec<usize>>,
+    pub cores: Option<::std::vec::Vec<usize>>,
     /// Protocol.
     #[arg(long, value_enum, default_value_t = ProtocolKind::Echo)]
     pub protocol: ProtocolKind,
@@ -119,6 +121,20 @@ pub struct RunArgs {
     /// http: request path.
     #[arg(long, default_value = "/", value_parser = parse_path)]
     pub path: String,
+    /// Churn: close each connection after this many requests, `N` or a range `A..B` drawn
+    /// anew (seeded) for every connection, and connect again. How it closes is drawn too:
+    /// `--half-close`, `--reset`, otherwise a close after its last reply. Reconnects are
+    /// counted; every reply is still checked.
+    #[arg(long, value_parser = parse_count_range)]
+    pub reconnect_after: Option<CountRange>,
+    /// Churn: fraction of closes that are a half-close after the last request is written;
+    /// every reply must still arrive before the server's close.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction, requires = "reconnect_after")]
+    pub half_close: f64,
+    /// Churn: fraction of closes that are a reset (SO_LINGER 0) right after the last request
+    /// is written, leaving its replies unread (counted as abandoned, not as errors).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction, requires = "reconnect_after")]
+    pub reset: f64,
     /// A request unanswered this long is a timeout error (also the connect timeout).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -140,6 +156,80 @@ pub struct RunArgs {
     /// No per-second progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Payload sizes: `min..=max` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SizeRange {
+    /// Smallest.
+    pub min: u32,
+    /// Largest.
+    pub max: u32,
+}
+
+impl std::fmt::Display for SizeRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.min == self.max {
+            write!(f, "{}", self.max)
+        } else {
+            write!(f, "{}..{}", self.min, self.max)
+        }
+    }
+}
+
+/// Requests per connection for churn: `min..=max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CountRange {
+    /// Fewest.
+    pub min: u64,
+    /// Most.
+    pub max: u64,
+}
+
+impl std::fmt::Display for CountRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.min == self.max {
+            write!(f, "{}", self.max)
+        } else {
+            write!(f, "{}..{}", self.min, self.max)
+        }
+    }
+}
+
+/// `N` or `A..B` with `lo <= A <= B <= hi`.
+fn parse_range(text: &str, lo: u64, hi: u64) -> Result<(u64, u64), String> {
+    let number = |t: &str| {
+        t.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("`{text}` is not a number N or a range A..B"))
+    };
+    let (a, b) = match text.split_once("..") {
+        Some((a, b)) => (number(a)?, number(b.strip_prefix('=').unwrap_or(b))?),
+        None => {
+            let n = number(text)?;
+            (n, n)
+        }
+    };
+    if a > b {
+        return Err(format!("`{text}`: the range is empty"));
+    }
+    if a < lo || b > hi {
+        return Err(format!("`{text}` is out of range ({lo} to {hi})"));
+    }
+    Ok((a, b))
+}
+
+fn parse_size(text: &str) -> Result<SizeRange, String> {
+    let (min, max) = parse_range(text, 1, 16 * 1024 * 1024)?;
+    Ok(SizeRange {
+        min: min as u32,
+        max: max as u32,
+    })
+}
+
+fn parse_count_range(text: &str) -> Result<CountRange, String> {
+    let (min, max) = parse_range(text, 1, 1 << 40)?;
+    Ok(CountRange { min, max })
 }
 
 /// Parses `5`, `5s`, `1.5s`, `500ms`, `250us`, `2m`: a non-negative number with an optional
@@ -241,6 +331,15 @@ mod tests {
         assert_eq!(parse_path("/x?y=1"), Ok("/x?y=1".into()));
         assert_eq!(parse_cores("0-1,3"), Ok(vec![0, 1, 3]));
         assert!(parse_cores("").is_err());
+        assert_eq!(parse_size("64"), Ok(SizeRange { min: 64, max: 64 }));
+        assert_eq!(parse_size("16..4096"), Ok(SizeRange { min: 16, max: 4096 }));
+        assert_eq!(parse_size("1..=2"), Ok(SizeRange { min: 1, max: 2 }));
+        for bad in ["0", "5..4", "1..", "..3", "x", "1..99999999"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_count_range("7"), Ok(CountRange { min: 7, max: 7 }));
+        assert!(parse_count_range("0..5").is_err());
+        assert_eq!(SizeRange { min: 3, max: 9 }.to_string(), "3..9");
     }
 
     #[test]
@@ -261,9 +360,26 @@ mod tests {
             "500ms",
             "--protocol",
             "resp",
+            "--cores",
+            "1",
+            "--size",
+            "16..64",
+            "--reconnect-after",
+            "1..50",
+            "--reset",
+            "0.25",
         ])
         .unwrap();
         assert_eq!(cli.run.connections, 4);
+        assert_eq!(cli.run.cores, Some(vec![1]));
+        assert_eq!(cli.run.size, SizeRange { min: 16, max: 64 });
+        assert_eq!(
+            cli.run.reconnect_after,
+            Some(CountRange { min: 1, max: 50 })
+        );
+        assert_eq!(cli.run.reset, 0.25);
+        // churn details need churn
+        assert!(Cli::try_parse_from(["shardnet-load", "--reset", "0.5"]).is_err());
         assert_eq!(cli.run.warmup, Duration::from_millis(500));
         assert_eq!(cli.run.protocol, ProtocolKind::Resp);
         let plot = Cli::try_parse_from(["shardnet-load", "plot", "--out", "x.svg", "a.hgrm"]);

@@ -5,6 +5,8 @@
 //! cargo run --release --bin shardnet-load -- --addr 127.0.0.1:9000 --connections 8 \
 //!     --duration 10s --hgrm run.hgrm --json run.json
 //! cargo run --release --bin shardnet-load -- --addr 127.0.0.1:9000 --rate 20000 ...
+//! cargo run --release --bin shardnet-load -- --addr 127.0.0.1:9000 --size 16..4096 \
+//!     --reconnect-after 1..200 --half-close 0.2 --reset 0.1 ...   # churn
 //! cargo run --release --bin shardnet-load -- plot --out cmp.svg a.hgrm b.hgrm
 //! ```
 //!
@@ -26,6 +28,7 @@ mod plot;
 mod protocol;
 mod report;
 mod schedule;
+mod stamp;
 mod sys;
 mod worker;
 
@@ -44,10 +47,11 @@ use hdrhistogram::Histogram;
 use shardnet::hgrm::{self, Distribution, Interval, IntervalLogHeader};
 
 use crate::cli::{Cli, Command, PlotArgs, ProtocolKind, RunArgs};
+use crate::conn::{Churn, ChurnCounts};
 use crate::cpu::{CpuSample, CpuUse};
 use crate::errors::{ErrorCounts, ErrorKind};
 use crate::protocol::Protocol;
-use crate::report::{Cpu, Errors, Latency, Summary};
+use crate::report::{ChurnSummary, Cpu, Errors, Latency, Summary};
 use crate::schedule::Schedule;
 use crate::worker::{FromWorker, IntervalReport, Mode, Plan, Setup, ToWorker};
 
@@ -156,6 +160,16 @@ fn run(args: &RunArgs) -> Result<ExitCode, Failed> {
     if args.timeout.is_zero() {
         return Err(Failed::Usage("--timeout must be more than 0".into()));
     }
+    if args.half_close + args.reset > 1.0 {
+        return Err(Failed::Usage(
+            "--half-close and --reset are fractions of the closes: together at most 1".into(),
+        ));
+    }
+    let churn = args.reconnect_after.map(|after| Churn {
+        after,
+        half_close: args.half_close,
+        reset: args.reset,
+    });
     // Fail on an unwritable output before any load is sent.
     for path in [&args.hgrm, &args.hlog, &args.json, &args.plot]
         .into_iter()
@@ -165,7 +179,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, Failed> {
     }
     let proto = Arc::new(Protocol::new(
         args.protocol,
-        args.size as usize,
+        args.size,
         args.keys,
         args.set_ratio,
         &args.path,
@@ -220,6 +234,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, Failed> {
             mode,
             timeout: args.timeout,
             seed: args.seed,
+            churn,
         };
         let tx = to_main.clone();
         let thread = thread::Builder::new()
@@ -322,6 +337,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, Failed> {
     let mut merged = worker::new_histogram();
     let mut lag = worker::new_histogram();
     let mut errors = ErrorCounts::default();
+    let mut churned = ChurnCounts::default();
     let mut done = vec![false; threads];
     let mut in_flight_at_end = 0;
     let mut reports: HashMap<usize, Vec<IntervalReport>> = HashMap::new();
@@ -378,6 +394,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, Failed> {
             completed += r.completed;
             alive += r.alive;
             errors.merge(&r.errors);
+            churned.merge(&r.churn);
             end_ns = end_ns.max(r.end_ns.min(tick.at_ns));
             let mut h = r.hist;
             h.reset();
@@ -470,7 +487,9 @@ fn run(args: &RunArgs) -> Result<ExitCode, Failed> {
         threads,
         cores: choice.cores.iter().copied().take(threads).collect(),
         cores_reason: choice.reason.clone(),
-        size: args.size,
+        size: args.size.max,
+        size_min: args.size.min,
+        stamped: proto.stamped(),
         warmup_s: args.warmup.as_secs_f64(),
         duration_s: args.duration.as_secs_f64(),
         measured_s,
@@ -482,6 +501,17 @@ fn run(args: &RunArgs) -> Result<ExitCode, Failed> {
             0.0
         },
         in_flight_at_end,
+        reconnects: churned.reconnects,
+        churn: args.reconnect_after.map(|after| ChurnSummary {
+            reconnect_after: after.to_string(),
+            half_close: args.half_close,
+            reset: args.reset,
+            reconnects: churned.reconnects,
+            closes: churned.closes,
+            half_closes: churned.half_closes,
+            resets: churned.resets,
+            abandoned: churned.abandoned,
+        }),
         errors: Errors::of(&errors),
         error_details,
         latency_us: Latency::of(&total),

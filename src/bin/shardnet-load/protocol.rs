@@ -5,18 +5,26 @@
 //! [`Tag`] of 8 bytes. Replies are checked as they stream in by a [`ReplyParser`], a small
 //! state machine per connection that never buffers a body.
 //!
-//! - echo: request `n` is `--size` bytes of the pattern from offset `37 n mod 251`; the reply
-//!   must be the same bytes.
+//! Sizes are `--size N` or a range `--size A..B`, drawn per request (echo) or per key (RESP).
+//! When every payload has room for one (`A >= 16`), payloads start with a [`stamp`]: 16 bytes
+//! naming what the payload is, with a check word, so a reply belonging to another request,
+//! another connection or an earlier connection of the same number cannot pass.
+//!
+//! - echo: request `n` is a stamp (connection, generation, `n`) and pattern bytes from an
+//!   offset given by the stamp's check word (without a stamp: the pattern from offset
+//!   `37 n mod 251`); the reply must be the same bytes, all of them compared.
 //! - resp: `SET key value` or `GET key` with `key = load:<size, 8 digits>:<n, 12 digits>`,
-//!   `n` uniform in `0..--keys`. The value of a key is a function of the key (pattern from
-//!   offset `n mod 251`), so a GET by any connection can be checked: it must be nil or exactly
-//!   that value. Putting the size in the key keeps runs with other sizes apart.
+//!   `n` uniform in `0..--keys`. The value of a key is a function of the key (its length in
+//!   the size range, its stamp and its pattern offset), so a GET by any connection can be
+//!   checked: it must be nil or exactly that value. Putting the size in the key keeps runs
+//!   with other sizes apart (for a range, the 8 digits are a hash of its bounds).
 //! - http: `GET <path> HTTP/1.1` with a Host header; the reply must have status 200 and a
 //!   Content-Length, and the body is skipped by that length (pipelined replies follow it
 //!   directly). Chunked replies are a protocol error.
 
-use crate::cli::ProtocolKind;
+use crate::cli::{ProtocolKind, SizeRange};
 use crate::errors::{ErrorKind, Failure};
+use crate::stamp::{self, Stamp, STAMP_LEN};
 
 /// Distinct payload offsets into the pattern.
 const OFFSETS: u64 = 251;
@@ -29,10 +37,85 @@ const KEY_LEN: usize = 26;
 const GET_PREFIX: &[u8] = b"*2\r\n$3\r\nGET\r\n$26\r\n";
 const SET_PREFIX: &[u8] = b"*3\r\n$3\r\nSET\r\n$26\r\n";
 
-/// What a reply checker needs to know about the request it answers: the echo payload offset,
-/// or the RESP key and whether it was a SET.
+/// What a reply checker needs to know about the request it answers: the echo payload's length
+/// and its request number (or pattern offset without stamps), or the RESP key and whether it
+/// was a SET.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tag(u64);
+
+impl Tag {
+    fn echo(len: usize, low: u64) -> Tag {
+        Tag((len as u64) << 32 | (low & 0xffff_ffff))
+    }
+
+    fn echo_len(self) -> usize {
+        (self.0 >> 32) as usize
+    }
+
+    fn echo_low(self) -> u64 {
+        self.0 & 0xffff_ffff
+    }
+}
+
+/// Which connection a request comes from: its number, and how many times it has reconnected.
+/// Stamps carry both, so a reply meant for another connection, or for an earlier connection
+/// of the same number, is a mismatch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// Connection number in the run.
+    pub conn: u64,
+    /// Reconnects of that connection so far.
+    pub generation: u64,
+}
+
+/// The bytes a payload must have: an optional stamp, then a slice of the pattern.
+#[derive(Clone, Copy, Debug)]
+struct Expected<'a> {
+    stamp: Option<Stamp>,
+    body: &'a [u8],
+}
+
+impl Expected<'_> {
+    fn len(&self) -> usize {
+        self.stamp.map_or(0, |_| STAMP_LEN) + self.body.len()
+    }
+
+    fn byte(&self, at: usize) -> u8 {
+        match self.stamp {
+            Some(s) if at < STAMP_LEN => s.bytes[at],
+            Some(_) => self.body[at - STAMP_LEN],
+            None => self.body[at],
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        if let Some(s) = self.stamp {
+            out.extend_from_slice(&s.bytes);
+        }
+        out.extend_from_slice(self.body);
+    }
+
+    /// Compares `input` with the payload from byte `done` on: `Ok((consumed, complete))`, or
+    /// the payload index and byte of the first difference.
+    fn check(&self, done: usize, input: &[u8]) -> Result<(usize, bool), (usize, u8)> {
+        let mut at = done;
+        let mut used = 0;
+        if let Some(s) = self.stamp {
+            if at < STAMP_LEN {
+                let (n, complete) = check_bytes(&s.bytes, at, input)?;
+                at += n;
+                used += n;
+                if !complete {
+                    return Ok((used, false));
+                }
+            }
+            let (n, complete) = check_bytes(self.body, at - STAMP_LEN, &input[used..])
+                .map_err(|(i, b)| (i + STAMP_LEN, b))?;
+            return Ok((used + n, complete));
+        }
+        check_bytes(self.body, at, input)
+    }
+}
 
 /// A small, fast, seeded generator (splitmix64) for keys and SET/GET choices.
 #[derive(Clone, Debug)]
@@ -63,7 +146,11 @@ impl Rng {
 #[derive(Debug)]
 pub struct Protocol {
     kind: ProtocolKind,
-    size: usize,
+    min: usize,
+    max: usize,
+    stamped: bool,
+    /// The 8 digits after `load:` in RESP keys.
+    key_size_field: u64,
     pattern: Box<[u8]>,
     http_request: Box<[u8]>,
     keys: u64,
@@ -71,18 +158,19 @@ pub struct Protocol {
 }
 
 impl Protocol {
-    /// A protocol sending `size`-byte payloads; `keys` and `set_ratio` are for RESP, `path` and
-    /// `host` for HTTP.
+    /// A protocol sending payloads of `size` bytes (drawn per request or key from a range);
+    /// `keys` and `set_ratio` are for RESP, `path` and `host` for HTTP.
     pub fn new(
         kind: ProtocolKind,
-        size: usize,
+        size: SizeRange,
         keys: u64,
         set_ratio: f64,
         path: &str,
         host: &str,
     ) -> Protocol {
+        let (min, max) = (size.min as usize, size.max as usize);
         let mut rng = Rng::new(0x0070_6174_7465_726e);
-        let pattern: Box<[u8]> = (0..size + OFFSETS as usize)
+        let pattern: Box<[u8]> = (0..max + OFFSETS as usize)
             .map(|_| 0x21 + (rng.next_u64() % 94) as u8) // visible ASCII, for readable errors
             .collect();
         let http_request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n")
@@ -90,7 +178,14 @@ impl Protocol {
             .into_boxed_slice();
         Protocol {
             kind,
-            size,
+            min,
+            max,
+            stamped: min >= STAMP_LEN,
+            key_size_field: if min == max {
+                max as u64 % 100_000_000
+            } else {
+                stamp::mix((min as u64) << 32 | max as u64) % 100_000_000
+            },
             pattern,
             http_request,
             keys: keys.max(1),
@@ -101,23 +196,44 @@ impl Protocol {
     /// Longest request this protocol writes, in bytes.
     pub fn max_request_len(&self) -> usize {
         match self.kind {
-            ProtocolKind::Echo => self.size,
-            ProtocolKind::Resp => SET_PREFIX.len() + KEY_LEN + 2 + 1 + 20 + 2 + self.size + 2,
+            ProtocolKind::Echo => self.max,
+            ProtocolKind::Resp => SET_PREFIX.len() + KEY_LEN + 2 + 1 + 20 + 2 + self.max + 2,
             ProtocolKind::Http => self.http_request.len(),
         }
     }
 
-    /// Appends request number `seq` to `out` if it fits in `out`'s spare capacity (so `out`
-    /// never reallocates), returning its tag; `None` if it does not fit. No allocation.
-    pub fn write_request(&self, seq: u64, rng: &mut Rng, out: &mut Vec<u8>) -> Option<Tag> {
+    /// Whether payloads carry a [`stamp`] (every payload is at least 16 bytes).
+    pub fn stamped(&self) -> bool {
+        self.stamped
+    }
+
+    /// Appends request number `seq` of connection `origin` to `out` if it fits in `out`'s
+    /// spare capacity (so `out` never reallocates), returning its tag; `None` if it does not
+    /// fit. No allocation.
+    pub fn write_request(
+        &self,
+        origin: Origin,
+        seq: u64,
+        rng: &mut Rng,
+        out: &mut Vec<u8>,
+    ) -> Option<Tag> {
         if out.capacity() - out.len() < self.max_request_len() {
             return None;
         }
         match self.kind {
             ProtocolKind::Echo => {
-                let off = (seq.wrapping_mul(37) % OFFSETS) as usize;
-                out.extend_from_slice(&self.pattern[off..off + self.size]);
-                Some(Tag(off as u64))
+                let len = if self.max > self.min {
+                    self.min + rng.below((self.max - self.min + 1) as u64) as usize
+                } else {
+                    self.max
+                };
+                let tag = if self.stamped {
+                    Tag::echo(len, seq)
+                } else {
+                    Tag::echo(len, seq.wrapping_mul(37) % OFFSETS)
+                };
+                self.echo_payload(origin, tag).write(out);
+                Some(tag)
             }
             ProtocolKind::Resp => {
                 let key = rng.below(self.keys);
@@ -126,10 +242,11 @@ impl Protocol {
                 self.put_key(key, out);
                 out.extend_from_slice(b"\r\n");
                 if set {
+                    let value = self.value(key);
                     out.push(b'$');
-                    put_decimal(self.size as u64, 0, out);
+                    put_decimal(value.len() as u64, 0, out);
                     out.extend_from_slice(b"\r\n");
-                    out.extend_from_slice(self.value(key));
+                    value.write(out);
                     out.extend_from_slice(b"\r\n");
                 }
                 Some(Tag(key << 1 | u64::from(set)))
@@ -143,7 +260,7 @@ impl Protocol {
 
     fn put_key(&self, key: u64, out: &mut Vec<u8>) {
         out.extend_from_slice(b"load:");
-        put_decimal(self.size as u64, 8, out);
+        put_decimal(self.key_size_field, 8, out);
         out.push(b':');
         put_decimal(key, 12, out);
     }
@@ -154,15 +271,54 @@ impl Protocol {
         String::from_utf8_lossy(&v).into_owned()
     }
 
-    /// The echo payload starting at pattern offset `off`.
-    fn payload(&self, off: u64) -> &[u8] {
+    /// `len` bytes of the pattern from offset `off mod 251`.
+    fn slice(&self, off: u64, len: usize) -> &[u8] {
         let off = (off % OFFSETS) as usize;
-        &self.pattern[off..off + self.size]
+        &self.pattern[off..off + len]
+    }
+
+    /// The echo payload of request `tag` of connection `origin`.
+    fn echo_payload(&self, origin: Origin, tag: Tag) -> Expected<'_> {
+        let len = tag.echo_len();
+        if self.stamped {
+            let s = stamp::echo(origin.conn, origin.generation, tag.echo_low());
+            Expected {
+                stamp: Some(s),
+                body: self.slice(s.check, len - STAMP_LEN),
+            }
+        } else {
+            Expected {
+                stamp: None,
+                body: self.slice(tag.echo_low(), len),
+            }
+        }
+    }
+
+    /// The length of the RESP value of `key`: a function of the key within the size range.
+    fn value_len(&self, key: u64) -> usize {
+        if self.max > self.min {
+            self.min
+                + (stamp::mix(key ^ 0x6c65_6e67_7468) % (self.max - self.min + 1) as u64) as usize
+        } else {
+            self.max
+        }
     }
 
     /// The RESP value of `key`.
-    fn value(&self, key: u64) -> &[u8] {
-        self.payload(key % OFFSETS)
+    fn value(&self, key: u64) -> Expected<'_> {
+        let len = self.value_len(key);
+        if self.stamped {
+            let s = stamp::value(key, len);
+            Expected {
+                stamp: Some(s),
+                body: self.slice(s.check, len - STAMP_LEN),
+            }
+        } else {
+            Expected {
+                stamp: None,
+                body: self.slice(key, len),
+            }
+        }
     }
 }
 
@@ -203,17 +359,24 @@ enum State {
 #[derive(Debug)]
 pub struct ReplyParser {
     state: State,
+    origin: Origin,
 }
 
 impl Default for ReplyParser {
     fn default() -> Self {
-        ReplyParser {
-            state: State::Start,
-        }
+        ReplyParser::new(Origin::default())
     }
 }
 
 impl ReplyParser {
+    /// A parser for the replies to connection `origin`'s requests.
+    pub fn new(origin: Origin) -> ReplyParser {
+        ReplyParser {
+            state: State::Start,
+            origin,
+        }
+    }
+
     /// Consumes bytes of the reply to the request tagged `tag` from the front of `input`.
     ///
     /// Returns how many bytes it consumed and whether the reply is complete. When it is not,
@@ -243,17 +406,28 @@ impl ReplyParser {
             State::EchoBody { done } => done,
             _ => 0,
         };
-        let expected = p.payload(tag.0);
-        let (n, complete) = check_bytes(expected, done, input).map_err(|(at, got)| {
-            Failure::new(
-                ErrorKind::Mismatch,
-                format!(
-                    "echo reply byte {at} of {}: got {:?}, expected {:?}",
-                    p.size,
-                    char::from(got),
-                    char::from(expected[at])
-                ),
-            )
+        let expected = p.echo_payload(self.origin, tag);
+        let (n, complete) = expected.check(done, input).map_err(|(at, got)| {
+            let mut detail = format!(
+                "echo reply byte {at} of {}: got {:?}, expected {:?}",
+                expected.len(),
+                char::from(got),
+                char::from(expected.byte(at))
+            );
+            if p.stamped {
+                let o = self.origin;
+                detail.push_str(&format!(
+                    " (request {} of connection {}, generation {}",
+                    tag.echo_low(),
+                    o.conn,
+                    o.generation
+                ));
+                if done == 0 && input.len() >= STAMP_LEN {
+                    detail.push_str(&format!("; the reply has {}", stamp::decode(input)));
+                }
+                detail.push(')');
+            }
+            Failure::new(ErrorKind::Mismatch, detail)
         })?;
         self.state = if complete {
             State::Start
@@ -320,10 +494,10 @@ impl ReplyParser {
                             if len == -1 {
                                 return Ok((pos, true));
                             }
-                            if len != p.size as i64 {
+                            let want = p.value_len(key);
+                            if len != want as i64 {
                                 return Err(mismatch(&format!(
-                                    "a value of {len} bytes (expected {}):",
-                                    p.size
+                                    "a value of {len} bytes (expected {want}):"
                                 )));
                             }
                             self.state = State::RespBulk { done: 0 };
@@ -342,17 +516,21 @@ impl ReplyParser {
                 State::RespBulk { done } => {
                     let expected = p.value(key);
                     let (n, complete) =
-                        check_bytes(expected, done, &input[pos..]).map_err(|(at, got)| {
-                            Failure::new(
-                                ErrorKind::Mismatch,
-                                format!(
-                                    "GET {} value byte {at} of {}: got {:?}, expected {:?}",
-                                    p.key_string(key),
-                                    p.size,
-                                    char::from(got),
-                                    char::from(expected[at])
-                                ),
-                            )
+                        expected.check(done, &input[pos..]).map_err(|(at, got)| {
+                            let mut detail = format!(
+                                "GET {} value byte {at} of {}: got {:?}, expected {:?}",
+                                p.key_string(key),
+                                expected.len(),
+                                char::from(got),
+                                char::from(expected.byte(at))
+                            );
+                            if p.stamped && done == 0 && input.len() - pos >= STAMP_LEN {
+                                detail.push_str(&format!(
+                                    " (the value has {})",
+                                    stamp::decode(&input[pos..])
+                                ));
+                            }
+                            Failure::new(ErrorKind::Mismatch, detail)
                         })?;
                     pos += n;
                     if !complete {
@@ -494,8 +672,18 @@ fn shown(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn proto(kind: ProtocolKind, size: usize) -> Protocol {
-        Protocol::new(kind, size, 100, 0.5, "/p", "h:1")
+    fn sz(n: u32) -> SizeRange {
+        SizeRange { min: n, max: n }
+    }
+
+    fn proto(kind: ProtocolKind, size: u32) -> Protocol {
+        Protocol::new(kind, sz(size), 100, 0.5, "/p", "h:1")
+    }
+
+    fn value_bytes(p: &Protocol, key: u64) -> Vec<u8> {
+        let mut v = Vec::new();
+        p.value(key).write(&mut v);
+        v
     }
 
     /// Feeds `bytes` in pieces of `step`, as a connection would: unconsumed bytes stay.
@@ -522,7 +710,10 @@ mod tests {
         let mut out = Vec::with_capacity(p.max_request_len() * n as usize);
         let mut rng = Rng::new(1);
         let tags = (0..n)
-            .map(|i| p.write_request(i, &mut rng, &mut out).unwrap())
+            .map(|i| {
+                p.write_request(Origin::default(), i, &mut rng, &mut out)
+                    .unwrap()
+            })
             .collect();
         (out, tags)
     }
@@ -554,7 +745,10 @@ mod tests {
         let cap = out.capacity();
         let mut rng = Rng::new(3);
         let mut written = 0;
-        while p.write_request(written, &mut rng, &mut out).is_some() {
+        while p
+            .write_request(Origin::default(), written, &mut rng, &mut out)
+            .is_some()
+        {
             written += 1;
         }
         assert!(written >= 2);
@@ -571,8 +765,9 @@ mod tests {
                 store.insert(key);
                 out.extend_from_slice(b"+OK\r\n");
             } else if store.contains(&key) {
-                out.extend_from_slice(format!("${}\r\n", p.size).as_bytes());
-                out.extend_from_slice(p.value(key));
+                let v = value_bytes(p, key);
+                out.extend_from_slice(format!("${}\r\n", v.len()).as_bytes());
+                out.extend_from_slice(&v);
                 out.extend_from_slice(b"\r\n");
             } else {
                 out.extend_from_slice(b"$-1\r\n");
@@ -583,25 +778,29 @@ mod tests {
 
     #[test]
     fn resp_requests_are_well_formed() {
-        let p = Protocol::new(ProtocolKind::Resp, 5, 10, 1.0, "/", "h");
+        let p = Protocol::new(ProtocolKind::Resp, sz(5), 10, 1.0, "/", "h");
         let mut out = Vec::with_capacity(1000);
-        let tag = p.write_request(0, &mut Rng::new(9), &mut out).unwrap();
+        let tag = p
+            .write_request(Origin::default(), 0, &mut Rng::new(9), &mut out)
+            .unwrap();
         let key = tag.0 >> 1;
         let expected = format!(
             "*3\r\n$3\r\nSET\r\n$26\r\nload:00000005:{key:012}\r\n$5\r\n{}\r\n",
-            String::from_utf8_lossy(p.value(key))
+            String::from_utf8_lossy(&value_bytes(&p, key))
         );
         assert_eq!(String::from_utf8(out).unwrap(), expected);
-        let g = Protocol::new(ProtocolKind::Resp, 5, 10, 0.0, "/", "h");
+        let g = Protocol::new(ProtocolKind::Resp, sz(5), 10, 0.0, "/", "h");
         let mut out = Vec::with_capacity(1000);
-        let tag = g.write_request(0, &mut Rng::new(9), &mut out).unwrap();
+        let tag = g
+            .write_request(Origin::default(), 0, &mut Rng::new(9), &mut out)
+            .unwrap();
         assert_eq!(tag.0 & 1, 0);
         assert!(out.starts_with(b"*2\r\n$3\r\nGET\r\n$26\r\nload:00000005:"));
     }
 
     #[test]
     fn resp_accepts_correct_replies_in_any_split() {
-        let p = Protocol::new(ProtocolKind::Resp, 40, 8, 0.5, "/", "h");
+        let p = Protocol::new(ProtocolKind::Resp, sz(40), 8, 0.5, "/", "h");
         let (_, tags) = requests(&p, 200);
         let replies = resp_server(&p, &tags);
         assert!(replies.windows(5).any(|w| w == b"$-1\r\n"));
@@ -617,12 +816,12 @@ mod tests {
 
     #[test]
     fn resp_rejects_wrong_replies() {
-        let p = Protocol::new(ProtocolKind::Resp, 4, 8, 0.0, "/", "h");
+        let p = Protocol::new(ProtocolKind::Resp, sz(4), 8, 0.0, "/", "h");
         let get = Tag(3 << 1);
         let set = Tag(3 << 1 | 1);
         let check = |tag, bytes: &[u8]| feed_all(&p, &[tag], bytes, 3).map_err(|e| e.kind);
         let mut good = b"$4\r\n".to_vec();
-        good.extend_from_slice(p.value(3));
+        good.extend_from_slice(&value_bytes(&p, 3));
         good.extend_from_slice(b"\r\n");
         assert_eq!(check(get, &good), Ok(1));
         assert_eq!(check(get, b"$-1\r\n"), Ok(1));
@@ -697,6 +896,190 @@ mod tests {
         assert_eq!(
             check(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
             Ok(0)
+        );
+    }
+
+    fn requests_from(
+        p: &Protocol,
+        origin: Origin,
+        seqs: std::ops::Range<u64>,
+    ) -> (Vec<u8>, Vec<Tag>) {
+        let mut out = Vec::with_capacity(p.max_request_len() * (seqs.end - seqs.start) as usize);
+        let mut rng = Rng::new(origin.conn ^ origin.generation << 20);
+        let tags = seqs
+            .map(|i| p.write_request(origin, i, &mut rng, &mut out).unwrap())
+            .collect();
+        (out, tags)
+    }
+
+    fn feed_as(p: &Protocol, origin: Origin, tags: &[Tag], bytes: &[u8]) -> Result<usize, Failure> {
+        let mut parser = ReplyParser::new(origin);
+        let mut at = 0;
+        for (i, &tag) in tags.iter().enumerate() {
+            let (n, done) = parser.feed(p, tag, &bytes[at..])?;
+            at += n;
+            if !done {
+                return Ok(i);
+            }
+        }
+        Ok(tags.len())
+    }
+
+    #[test]
+    fn stamped_echo_payloads_have_random_sizes_and_check_every_byte() {
+        let p = Protocol::new(
+            ProtocolKind::Echo,
+            SizeRange { min: 16, max: 300 },
+            1,
+            0.0,
+            "/",
+            "h",
+        );
+        assert!(p.stamped());
+        let o = Origin {
+            conn: 3,
+            generation: 2,
+        };
+        let (bytes, tags) = requests_from(&p, o, 0..200);
+        let lens: Vec<usize> = tags.iter().map(|t| t.echo_len()).collect();
+        assert_eq!(lens.iter().sum::<usize>(), bytes.len());
+        assert!(lens.iter().all(|l| (16..=300).contains(l)));
+        assert!(
+            lens.iter().any(|&l| l < 60) && lens.iter().any(|&l| l > 250),
+            "{lens:?}"
+        );
+        assert_eq!(
+            stamp::decode(&bytes),
+            stamp::Decoded::Echo {
+                conn: 3,
+                generation: 2,
+                seq: 0
+            }
+        );
+        let mut parser = ReplyParser::new(o);
+        let mut at = 0;
+        for &tag in &tags {
+            // in pieces of 7 bytes, as a socket might deliver them
+            loop {
+                let end = (at + 7).min(bytes.len());
+                let (n, done) = parser.feed(&p, tag, &bytes[at..end]).unwrap();
+                at += n;
+                if done {
+                    break;
+                }
+            }
+        }
+        assert_eq!(at, bytes.len());
+        // Any flipped byte anywhere is found.
+        for i in [0, 5, 15, 16, 17, bytes.len() / 2, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x20;
+            let e = feed_as(&p, o, &tags, &bad).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Mismatch, "byte {i}");
+        }
+    }
+
+    #[test]
+    fn a_reply_meant_for_another_connection_or_generation_is_named() {
+        let p = proto(ProtocolKind::Echo, 64);
+        let now = Origin {
+            conn: 1,
+            generation: 4,
+        };
+        let (_, tags) = requests_from(&p, now, 10..12);
+        for other in [
+            Origin {
+                conn: 1,
+                generation: 3,
+            },
+            Origin {
+                conn: 2,
+                generation: 4,
+            },
+        ] {
+            // the same request numbers and sizes, sent by another connection
+            let (stale, _) = requests_from(&p, other, 10..12);
+            let e = feed_as(&p, now, &tags, &stale).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Mismatch);
+            let named = format!(
+                "the reply has the stamp of connection {}, generation {}, request 10",
+                other.conn, other.generation
+            );
+            assert!(e.detail.contains(&named), "{}", e.detail);
+            assert!(
+                e.detail
+                    .contains("request 10 of connection 1, generation 4"),
+                "{}",
+                e.detail
+            );
+        }
+        // Without stamps (payloads under 16 bytes) the same bytes would have passed.
+        let small = proto(ProtocolKind::Echo, 8);
+        assert!(!small.stamped());
+        let (a, ta) = requests_from(&small, now, 10..12);
+        let (b, _) = requests_from(
+            &small,
+            Origin {
+                conn: 9,
+                generation: 0,
+            },
+            10..12,
+        );
+        assert_eq!(a, b);
+        assert_eq!(feed_as(&small, now, &ta, &b).unwrap(), 2);
+    }
+
+    #[test]
+    fn resp_values_in_a_size_range_are_a_function_of_the_key() {
+        let range = SizeRange { min: 20, max: 2000 };
+        let p = Protocol::new(ProtocolKind::Resp, range, 50, 0.5, "/", "h");
+        let lens: Vec<usize> = (0..50).map(|k| p.value_len(k)).collect();
+        assert!(lens.iter().all(|l| (20..=2000).contains(l)));
+        assert!(lens.iter().collect::<std::collections::HashSet<_>>().len() > 30);
+        // another protocol instance (another connection, another run) agrees
+        let q = Protocol::new(ProtocolKind::Resp, range, 50, 0.5, "/", "h");
+        assert!((0..50).all(|k| value_bytes(&p, k) == value_bytes(&q, k)));
+        assert_eq!(
+            stamp::decode(&value_bytes(&p, 7)),
+            stamp::Decoded::Value {
+                key: 7,
+                len: lens[7] as u64
+            }
+        );
+        // the key's size field is a hash of the range, not the fixed size
+        let mut key = Vec::new();
+        p.put_key(7, &mut key);
+        assert_eq!(key.len(), KEY_LEN);
+        assert_ne!(&key[5..13], b"00002000");
+        let (_, tags) = requests(&p, 300);
+        let replies = resp_server(&p, &tags);
+        for step in [1, 9, 4096] {
+            assert_eq!(
+                feed_all(&p, &tags, &replies, step).unwrap(),
+                300,
+                "step {step}"
+            );
+        }
+        // A GET answered with another key's value of the same length is named.
+        let p = Protocol::new(
+            ProtocolKind::Resp,
+            SizeRange { min: 20, max: 21 },
+            50,
+            0.5,
+            "/",
+            "h",
+        );
+        let b = (1..50).find(|&k| p.value_len(k) == p.value_len(0)).unwrap();
+        let mut reply = format!("${}\r\n", p.value_len(0)).into_bytes();
+        reply.extend_from_slice(&value_bytes(&p, b));
+        reply.extend_from_slice(b"\r\n");
+        let e = feed_all(&p, &[Tag(0)], &reply, 4096).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Mismatch);
+        assert!(
+            e.detail
+                .contains(&format!("the stamp of the value of key {b}")),
+            "{}",
+            e.detail
         );
     }
 

@@ -129,8 +129,12 @@ pub struct Summary {
     pub cores: Vec<usize>,
     /// How the cores were chosen.
     pub cores_reason: String,
-    /// Request size in bytes.
+    /// Request size in bytes (the largest, when sizes are a range).
     pub size: u32,
+    /// Smallest request size (equal to `size` unless a range was given).
+    pub size_min: u32,
+    /// Whether payloads carried stamps (every payload at least 16 bytes).
+    pub stamped: bool,
     /// Warmup seconds.
     pub warmup_s: f64,
     /// Planned measured seconds.
@@ -145,6 +149,10 @@ pub struct Summary {
     pub throughput_rps: f64,
     /// Requests unanswered when the run stopped (not errors).
     pub in_flight_at_end: u64,
+    /// New connections made after churn closes (0 without `--reconnect-after`).
+    pub reconnects: u64,
+    /// Churn settings and counts, with `--reconnect-after`.
+    pub churn: Option<ChurnSummary>,
     /// Errors by kind.
     pub errors: Errors,
     /// The first error of each kind that occurred.
@@ -156,6 +164,27 @@ pub struct Summary {
     pub send_lag_us: Option<Latency>,
     /// Client CPU over the measured time.
     pub client_cpu: Cpu,
+}
+
+/// What churn did over the whole run (warmup included).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChurnSummary {
+    /// Requests per connection, as given.
+    pub reconnect_after: String,
+    /// Fraction of closes that were half-closes.
+    pub half_close: f64,
+    /// Fraction of closes that were resets.
+    pub reset: f64,
+    /// New connections made after churn closes.
+    pub reconnects: u64,
+    /// Closes after the last reply.
+    pub closes: u64,
+    /// Half-closes answered in full and closed by the server.
+    pub half_closes: u64,
+    /// Resets.
+    pub resets: u64,
+    /// Requests left unanswered by the resets (not errors).
+    pub abandoned: u64,
 }
 
 /// Formats a nanosecond value for a progress line: `812ns`, `45.1us`, `3.20ms`, `1.250s`.
@@ -204,18 +233,25 @@ pub fn progress_line(
 /// Any error of `out`.
 pub fn write_summary<W: Write>(s: &Summary, out: &mut W) -> io::Result<()> {
     writeln!(out, "shardnet-load: {} {}", s.protocol, s.addr)?;
+    let size = if s.size_min == s.size {
+        s.size.to_string()
+    } else {
+        format!("{}..{}", s.size_min, s.size)
+    };
+    let stamped = if s.stamped { ", stamped" } else { "" };
     match (s.mode, s.rate) {
         ("open", Some(rate)) => writeln!(
             out,
-            "  load        open loop, {rate:.0} req/s over {} connections, {}-byte requests",
-            s.connections, s.size
+            "  load        open loop, {rate:.0} req/s over {} connections, {size}-byte \
+             requests{stamped}",
+            s.connections
         )?,
         _ => writeln!(
             out,
-            "  load        closed loop, {} connections x {} in flight, {}-byte requests",
+            "  load        closed loop, {} connections x {} in flight, {size}-byte \
+             requests{stamped}",
             s.connections,
-            s.pipeline.unwrap_or(1),
-            s.size
+            s.pipeline.unwrap_or(1)
         )?,
     }
     writeln!(
@@ -239,6 +275,14 @@ pub fn write_summary<W: Write>(s: &Summary, out: &mut W) -> io::Result<()> {
         "  requests    {} ({:.1} req/s), {} in flight at the end",
         s.requests, s.throughput_rps, s.in_flight_at_end
     )?;
+    if let Some(c) = &s.churn {
+        writeln!(
+            out,
+            "  churn       {} reconnects (after {} requests): {} closes, {} half-closes, {} \
+             resets ({} requests abandoned)",
+            c.reconnects, c.reconnect_after, c.closes, c.half_closes, c.resets, c.abandoned
+        )?;
+    }
     writeln!(out, "  errors      {}", s.errors.total)?;
     for kind in ErrorKind::ALL {
         let n = s.errors.by_kind.get(kind.name()).copied().unwrap_or(0);

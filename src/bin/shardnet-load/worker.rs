@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use mio::{Events, Poll, Token};
 
 use crate::affinity;
-use crate::conn::{Clock, Conn, Recorder};
+use crate::conn::{Churn, ChurnCounts, Clock, Conn, Recorder};
 use crate::errors::{ErrorCounts, ErrorKind, Failure};
 use crate::protocol::Protocol;
 use crate::schedule::{Schedule, Tick};
@@ -69,6 +69,8 @@ pub struct Setup {
     pub timeout: Duration,
     /// Random seed of the run.
     pub seed: u64,
+    /// Close and reconnect connections after some requests.
+    pub churn: Option<Churn>,
 }
 
 /// The run's timing, sent with the start signal.
@@ -109,6 +111,8 @@ pub struct IntervalReport {
     pub errors: ErrorCounts,
     /// Connections still alive.
     pub alive: usize,
+    /// What churn did in the interval.
+    pub churn: ChurnCounts,
 }
 
 /// Worker to main thread.
@@ -192,7 +196,15 @@ fn connect_all(setup: &Setup, errors: &mut ErrorCounts) -> std::io::Result<Conns
         Mode::Open { max_inflight, .. } => (max_inflight, 16),
     };
     for (i, &index) in setup.conns.iter().enumerate() {
-        match Conn::connect(setup.addr, index, &setup.proto, cap, batch, setup.seed) {
+        match Conn::connect(
+            setup.addr,
+            index,
+            &setup.proto,
+            cap,
+            batch,
+            setup.seed,
+            setup.churn,
+        ) {
             Ok(mut c) => match c.register(poll.registry(), Token(i)) {
                 Ok(()) => list.push(Some(c)),
                 Err(e) => {
@@ -293,6 +305,7 @@ fn drive(
         lag: new_histogram(),
         measure_from_ns: plan.measure_from_ns,
         completed: 0,
+        churn: ChurnCounts::default(),
     };
     let mut interval_errors = ErrorCounts::default();
     let mut alive = c.list.iter().filter(|x| x.is_some()).count();
@@ -362,7 +375,10 @@ fn drive(
                     if let Some(conn) = c.list[i].as_mut() {
                         let due = conn.fill_open(proto, &schedule, now, &mut rec);
                         min_due_ns = min_due_ns.min(due);
-                        if let Err(f) = conn.flush() {
+                        let result = conn.flush().and_then(|()| {
+                            conn.lifetime(c.poll.registry(), Token(i), now, &mut rec.churn)
+                        });
+                        if let Err(f) = result {
                             kill(&mut c.list, i, &f, &mut interval_errors, &mut alive);
                         }
                     }
@@ -390,6 +406,7 @@ fn drive(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
+        let registry = c.poll.registry();
         for ev in c.events.iter() {
             let i = ev.token().0;
             if ev.token() == timer_token {
@@ -400,12 +417,25 @@ fn drive(
                 continue;
             };
             let result = (|| {
+                if !conn.is_connected() {
+                    // A churn reconnect: wait for its connect, then write what is queued.
+                    if !conn.finish_connect(setup.addr)? {
+                        return Ok(());
+                    }
+                    rec.churn.reconnects += u64::from(conn.generation() > 0);
+                    conn.writable();
+                }
                 if ev.is_writable() {
                     conn.writable();
                     conn.flush()?;
                 }
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                    conn.read(proto, &clock, &mut rec)?;
+                    conn.read(
+                        proto,
+                        &clock,
+                        &mut rec,
+                        ev.is_read_closed() || ev.is_error(),
+                    )?;
                 }
                 match setup.mode {
                     Mode::Closed { pipeline } => conn.fill_closed(proto, pipeline, clock.now_ns()),
@@ -414,7 +444,8 @@ fn drive(
                         min_due_ns = min_due_ns.min(due);
                     }
                 }
-                conn.flush()
+                conn.flush()?;
+                conn.lifetime(registry, Token(i), clock.now_ns(), &mut rec.churn)
             })();
             if let Err(f) = result {
                 kill(&mut c.list, i, &f, &mut interval_errors, &mut alive);
@@ -474,6 +505,7 @@ fn send_interval(
         completed: std::mem::take(&mut rec.completed),
         errors: std::mem::take(errors),
         alive,
+        churn: std::mem::take(&mut rec.churn),
     };
     let _ = to_main.send(FromWorker::Interval(report));
 }
