@@ -8,7 +8,9 @@
 #                           [--quiet-wait SECS]
 #
 #   -s SCENARIOS  comma list (default all): c1 c50 c500 open20k open50 open80 16k idle10k idle
-#   -t TARGETS    comma list (default all): shardnet tokio-ct tokio-mt monoio glommio
+#   -t TARGETS    comma list (default all): shardnet tokio-ct tokio-mt monoio glommio; also
+#                 shardnet@FLAGS, the echo example with extra flags joined by +, e.g.
+#                 shardnet@--backend=glommio or shardnet@--driver-spin-us=20
 #   -r ROUNDS     rounds per scenario, targets alternating in each (default 3, at least 3
 #                 unless --allow-few-rounds)
 #   -d SECS       measured seconds per load run (default 2, at least 2)
@@ -97,9 +99,12 @@ pick() { # pick "CHOSEN" "ALL" NAME: the chosen items in canonical order, or die
   [ -n "$chosen" ] || { echo "$all"; return; }
   for c in $chosen; do
     ok=0; for a in $all; do [ "$a" = "$c" ] && ok=1; done
-    [ "$ok" = 1 ] || die "unknown $what '$c' (one of: $all)"
+    case "$c" in shardnet@*) [ "$what" = target ] && ok=1 ;; esac
+    [ "$ok" = 1 ] || die "unknown $what '$c' (one of: $all, or shardnet@FLAGS)"
   done
   for a in $all; do for c in $chosen; do [ "$a" = "$c" ] && { out="$out $a"; break; }; done; done
+  # Variants of shardnet (shardnet@--flag=value+--other=value) keep the order given.
+  for c in $chosen; do case "$c" in shardnet@*) out="$out $c" ;; esac; done
   echo "${out# }"
 }
 scenarios=$(pick "$scenarios_arg" "$ALL_SCENARIOS" scenario) || exit 2
@@ -219,6 +224,7 @@ fcalc() { awk "BEGIN { printf \"%.6g\", $1 }"; }
 server_cmd() { # the command line of target $1
   case "$1" in
     shardnet) echo "$echo_bin --addr $addr --cores $server_cores" ;;
+    shardnet@*) local flags="${1#shardnet@}"; echo "$echo_bin --addr $addr --cores $server_cores ${flags//+/ }" ;;
     *) echo "$base_bin --impl $1 --addr $addr --cores $server_cores" ;;
   esac
 }

@@ -364,6 +364,7 @@ where
                 config.max_connections,
                 config.driver_block,
                 config.driver_spin,
+                config.defer_taskrun,
             ) {
                 Ok(d) => Some(d),
                 Err(source) => {

@@ -70,6 +70,9 @@ pub struct ServerArgs {
     /// Ring backend: microseconds an idle driver spins before waiting in its ring.
     #[arg(long, default_value_t = ServerConfig::default().driver_spin.as_micros() as u64)]
     pub driver_spin_us: u64,
+    /// Ring backend: create the ring with DEFER_TASKRUN instead of COOP_TASKRUN.
+    #[arg(long)]
+    pub defer_taskrun: bool,
     /// Write the merged latency distribution (.hgrm) here at shutdown and on SIGUSR1.
     #[arg(long)]
     pub hgrm: Option<PathBuf>,
@@ -125,6 +128,7 @@ impl ServerArgs {
             io_backend: self.backend,
             driver_block: Duration::from_micros(self.driver_block_us),
             driver_spin: Duration::from_micros(self.driver_spin_us),
+            defer_taskrun: self.defer_taskrun,
             ..ServerConfig::default()
         })
     }

@@ -50,6 +50,12 @@ const BGID: u16 = 1;
 /// Longest a busy driver keeps the thread before letting glommio's reactor run once.
 pub(crate) const GLOMMIO_TURN: Duration = Duration::from_millis(5);
 
+/// While spinning does not pay, one idle wait in this many spins anyway, to re-test.
+const SPIN_PROBE: u32 = 32;
+
+/// Bound of the spin score (how much history the spin decision remembers).
+const SPIN_SCORE_MAX: i32 = 16;
+
 /// Completions reaped per batch.
 pub(crate) const BATCH: usize = 256;
 
@@ -75,6 +81,11 @@ pub(crate) struct Driver {
     starved: RefCell<VecDeque<u32>>,
     block: Duration,
     spin: Duration,
+    /// Recent spin successes minus twice the failures, clamped: spin while it is not negative.
+    spin_score: Cell<i32>,
+    idle_waits: Cell<u32>,
+    /// Idle waits that spun first.
+    pub(crate) spins: Cell<u64>,
     last_glommio_turn: Cell<Instant>,
     /// Operations in flight that belong to no connection (accept, cancels).
     misc_ops: Cell<u32>,
@@ -106,9 +117,10 @@ impl Driver {
         connections: usize,
         block: Duration,
         spin: Duration,
+        defer_taskrun: bool,
     ) -> io::Result<Driver> {
         let entries = (connections.min(4096) as u32).next_power_of_two().max(256);
-        let ring = Uring::new(entries)?;
+        let ring = Uring::new(entries, defer_taskrun)?;
         let (addr, len) = pool.attach_kernel_ring()?;
         // SAFETY: `addr` is the pool's descriptor ring, which the pool keeps mapped for as
         // long as the pool lives, and the pool outlives this ring (the driver holds it and
@@ -128,6 +140,9 @@ impl Driver {
             starved: RefCell::new(VecDeque::with_capacity(connections)),
             block,
             spin,
+            spin_score: Cell::new(0),
+            idle_waits: Cell::new(0),
+            spins: Cell::new(0),
             last_glommio_turn: Cell::new(Instant::now()),
             misc_ops: Cell::new(0),
             recv_completions: Cell::new(0),
@@ -449,23 +464,34 @@ impl Driver {
         self.block
     }
 
-    /// Spins (no syscall) up to the configured spin time for work to show up; returns whether
-    /// it did.
-    pub(crate) fn spin_for_work(&self) -> bool {
-        if self.spin.is_zero() {
-            return false;
-        }
-        let start = Instant::now();
-        let mut ring = self.ring.borrow_mut();
-        loop {
-            if ring.work_pending() {
-                return true;
+    /// Waits for work while idle: spins (no syscall) for up to the spin limit when recent
+    /// spins usually found work — a sleep and a wake-up cost more than a short spin, and the
+    /// answer goes out sooner — and otherwise, or when the spin finds nothing, waits in the
+    /// ring. While spinning does not pay, one idle wait in [`SPIN_PROBE`] spins anyway to notice
+    /// when it pays again. Returns whether work showed up.
+    pub(crate) fn idle_wait(&self) -> bool {
+        let spin = self.spin;
+        let score = self.spin_score.get();
+        let probe = self.idle_waits.get() % SPIN_PROBE == 0;
+        self.idle_waits.set(self.idle_waits.get().wrapping_add(1));
+        if !spin.is_zero() && (score >= 0 || probe) {
+            self.spins.set(self.spins.get() + 1);
+            let start = Instant::now();
+            let mut ring = self.ring.borrow_mut();
+            loop {
+                if ring.work_pending() {
+                    self.spin_score.set((score + 1).min(SPIN_SCORE_MAX));
+                    return true;
+                }
+                if start.elapsed() >= spin {
+                    break;
+                }
+                std::hint::spin_loop();
             }
-            if start.elapsed() >= self.spin {
-                return false;
-            }
-            std::hint::spin_loop();
+            self.spin_score.set((score - 2).max(-SPIN_SCORE_MAX));
         }
+        self.wait_in_ring();
+        self.ring.borrow_mut().work_pending()
     }
 
     /// The driver's activity counter (changes whenever it was given work).

@@ -92,11 +92,8 @@ fn poll_driver(core: &ShardCore, cx: &mut Context<'_>, st: &mut LoopState) -> Po
             st.waited_empty = false;
             return park(d);
         }
-        if !d.spin_for_work() {
-            d.wait_in_ring();
-            if !d.has_completions() {
-                st.waited_empty = true;
-            }
+        if !d.idle_wait() {
+            st.waited_empty = true;
         }
         st.quiet_since = None;
     }

@@ -3,7 +3,8 @@
 //! One ring per shard, used only from the shard's thread: socket receives (into the pool's
 //! provided-buffer ring), sends, accepts and timeouts are submitted here and reaped by the
 //! shard driver. It is created with `COOP_TASKRUN | TASKRUN_FLAG` (completion work runs when
-//! we enter the ring, not through signal IPIs) and `SINGLE_ISSUER`.
+//! we enter the ring, not through signal IPIs) — or `DEFER_TASKRUN` (it runs only in our
+//! waits) — and `SINGLE_ISSUER`.
 //!
 //! Owns: the ring's mappings (SQ, CQ, SQE array) and its descriptor, plus an eventfd the kernel
 //! signals on completions while notifications are enabled (used only when the driver parks
@@ -57,9 +58,14 @@ impl Uring {
     /// # Errors
     /// The `io_uring_setup` error (`ENOSYS` without io_uring, `EPERM` under a seccomp filter,
     /// `ENOMEM` when locked memory is short), or the eventfd's.
-    pub(crate) fn new(entries: u32) -> io::Result<Uring> {
-        let ring = IoUring::builder()
-            .setup_coop_taskrun()
+    pub(crate) fn new(entries: u32, defer_taskrun: bool) -> io::Result<Uring> {
+        let mut b = IoUring::builder();
+        if defer_taskrun {
+            b.setup_defer_taskrun();
+        } else {
+            b.setup_coop_taskrun();
+        }
+        let ring = b
             .setup_taskrun_flag()
             .setup_single_issuer()
             .setup_cqsize(entries.saturating_mul(4))
