@@ -5,8 +5,8 @@
 //!   headers. Every response has `Server`, `Date`, `Content-Type` and `Content-Length`; the
 //!   `Date` value is formatted once a second per shard by a timer task.
 //! * Keep-alive (HTTP/1.1 by default, HTTP/1.0 with `Connection: keep-alive`) and pipelining:
-//!   every complete request in what was received is answered, all responses are queued, and
-//!   one flush sends them.
+//!   every complete request in what was received is answered into one buffer, and one
+//!   `sendmsg` sends them all, straight from it.
 //! * Errors: unknown path → 404; another method on a known path → 405 with `Allow`;
 //!   malformed request (or HTTP/1.1 without `Host`) → 400 and close; head over
 //!   `--max-header-bytes` → 431 and close; body over `--max-body-bytes` → 413 and close;
@@ -48,8 +48,8 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Responses are handed to the send queue in pieces of about this size, so a long pipeline
-/// never builds a large buffer.
+/// Responses are sent in pieces of about this size, so a long pipeline never builds a large
+/// buffer.
 const WRITE_PIECE: usize = 64 * 1024;
 /// How long a connection the server closes keeps reading what the peer still sends.
 const LINGER: Duration = Duration::from_secs(1);
@@ -102,7 +102,7 @@ async fn refresh_date(shard: Rc<HttpShard>) {
     }
 }
 
-/// Serves one connection: answers every complete request received, flushes once, waits for
+/// Serves one connection: answers every complete request received with one send, waits for
 /// more; closes after a request without keep-alive or an error response.
 async fn serve(mut conn: Connection, ctx: ShardContext<Rc<HttpShard>>) -> Result<(), ConnError> {
     let shard = ctx.state().clone();
@@ -140,19 +140,19 @@ async fn serve(mut conn: Connection, ctx: ShardContext<Rc<HttpShard>>) -> Result
                 }
             }
             input.consume(parsed);
-            if !out.is_empty() {
-                conn.write(&out).await?;
-                out.clear();
-            }
             if close {
+                conn.write(&out).await?;
                 conn.close(LINGER).await?;
                 return Ok(());
+            }
+            if !out.is_empty() {
+                conn.send(&out).await?;
+                out.clear();
             }
             if !more {
                 break;
             }
         }
-        conn.flush().await?;
         match input.fill(&mut conn).await {
             Ok(true) => {}
             Ok(false) => return Ok(()),

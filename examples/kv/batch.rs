@@ -13,8 +13,8 @@
 //!
 //! [`Batch::run`] sends each owner its queue as one [`Forward`], waits for every [`Answer`],
 //! then walks the slots in request order, taking each owner's replies in the order they were
-//! queued (per-owner cursors: a slot needs no index), gathering the split ones, and writes all
-//! replies to the connection's send queue; the caller flushes once.
+//! queued (per-owner cursors: a slot needs no index), gathering the split ones, and sends all
+//! replies with one `sendmsg` (straight from the batch's buffer, no copy into the send queue).
 //!
 //! Per owner the operations run in request order, and every key has exactly one owner, so a
 //! connection sees its own writes; across shards a fanned-out MSET is not atomic (as in Redis
@@ -38,7 +38,7 @@ use std::time::Instant;
 pub const MAX_REQUESTS: usize = 1024;
 /// Most bytes of local replies a batch collects before it is run.
 pub const MAX_LOCAL: usize = 256 * 1024;
-/// Replies are handed to the send queue in pieces of about this size.
+/// Replies gathered from other shards are sent in pieces of about this size.
 const WRITE_PIECE: usize = 64 * 1024;
 /// Buffers that grew past this (one huge value) are shrunk back after the batch.
 const KEEP_CAPACITY: usize = 1024 * 1024;
@@ -225,8 +225,8 @@ impl Batch {
     }
 
     /// Forwards the queued operations (one message per owner), waits for the answers, and
-    /// writes every reply in request order to `conn`'s send queue (not flushed). Leaves the
-    /// batch empty for reuse.
+    /// sends every reply in request order (after anything already queued on `conn`). Leaves
+    /// the batch empty for reuse.
     ///
     /// # Errors
     /// [`BatchError`] when a write fails or another shard has stopped.
@@ -239,7 +239,7 @@ impl Batch {
         let result = if self.remote {
             self.run_remote(shard, reg, conn).await
         } else if !self.local.is_empty() {
-            conn.write(&self.local).await.map_err(BatchError::from)
+            conn.send(&self.local).await.map(drop).map_err(BatchError::from)
         } else {
             Ok(())
         };
@@ -299,12 +299,12 @@ impl Batch {
                 Slot::All(a) => combine(a, answers, out),
             }
             if out.len() >= WRITE_PIECE {
-                conn.write(out).await?;
+                conn.send(out).await?;
                 out.clear();
             }
         }
         if !out.is_empty() {
-            conn.write(out).await?;
+            conn.send(out).await?;
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! One client connection: frame every complete request in what was received, batch them,
-//! write all replies in order, flush once, then wait for more bytes.
+//! send all replies in order with one `sendmsg`, then wait for more bytes.
 //!
 //! Errors a client can cause, and what it gets:
 //!
@@ -79,7 +79,6 @@ pub async fn serve(mut conn: Connection, ctx: ShardContext<Rc<KvShard>>) -> Resu
             }
             None => {}
         }
-        conn.flush().await?;
         match input.fill(&mut conn).await {
             Ok(true) => {}
             // End of stream; an unfinished request is dropped.
