@@ -164,6 +164,29 @@ fn curl_gets_every_path_and_error_code() {
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
     let r = curl_one(&["-X", "DELETE", &plaintext]);
     assert_eq!(r.status, 405);
+    // A body larger than a pool slab is received whole before the 405 (and the connection
+    // stays usable: curl sends a GET on it next); one over the 1 MiB default gets 413.
+    let dir = std::env::temp_dir().join(format!("shardnet-http-body-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body = dir.join("body");
+    std::fs::write(&body, vec![b'b'; 100_000]).unwrap();
+    let data = format!("@{}", body.display());
+    let rs = curl(&[
+        "-H",
+        "Expect:",
+        "--data-binary",
+        &data,
+        &json,
+        "--next",
+        "-si",
+        &plaintext,
+    ]);
+    assert_eq!(rs.len(), 2, "{rs:?}");
+    assert_eq!((rs[0].status, rs[1].status), (405, 200));
+    std::fs::write(&body, vec![b'b'; 2 << 20]).unwrap();
+    let r = curl_one(&["-H", "Expect:", "--data-binary", &data, &json]);
+    check_common(&r, 413, "text/plain", "Content Too Large");
+    let _ = std::fs::remove_dir_all(&dir);
 
     // HEAD: the GET headers, no body.
     let out = run_ok(

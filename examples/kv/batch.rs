@@ -239,7 +239,10 @@ impl Batch {
         let result = if self.remote {
             self.run_remote(shard, reg, conn).await
         } else if !self.local.is_empty() {
-            conn.send(&self.local).await.map(drop).map_err(BatchError::from)
+            conn.send(&self.local)
+                .await
+                .map(drop)
+                .map_err(BatchError::from)
         } else {
             Ok(())
         };
