@@ -52,6 +52,32 @@ impl std::str::FromStr for Cores {
     }
 }
 
+/// How connections' sockets are driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoBackend {
+    /// The shard's own io_uring ring: receives into the pool's provided-buffer ring, sends
+    /// and accepts on the ring, driven by the shard driver (Linux 6.0 or later).
+    #[default]
+    Ring,
+    /// glommio's stream types: a non-blocking `recv` into a slab, then a readiness poll on
+    /// glommio's reactor; sync-first `sendmsg`.
+    Glommio,
+}
+
+impl std::str::FromStr for IoBackend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<IoBackend, String> {
+        match s {
+            "ring" | "uring" | "io_uring" => Ok(IoBackend::Ring),
+            "glommio" => Ok(IoBackend::Glommio),
+            _ => Err(format!(
+                "unknown I/O backend {s:?}: expected ring or glommio"
+            )),
+        }
+    }
+}
+
 /// Everything a [`Server`](crate::Server) needs to start.
 ///
 /// All fields are public; start from [`ServerConfig::default`] and change what you need.
@@ -62,6 +88,12 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// Cores to run shards on. Default: all allowed cores.
     pub cores: Cores,
+    /// How sockets are driven. Default: the shard's own io_uring ring.
+    pub io_backend: IoBackend,
+    /// Ring backend: how long an idle driver waits in its own ring (one syscall per wake-up)
+    /// before it parks through glommio. While it waits, glommio's own timers and I/O are
+    /// served up to this late. Zero always parks through glommio. Default 1 ms.
+    pub driver_block: Duration,
     /// Each shard's buffer pool. Default 4096 slabs of 16 KiB (64 MiB per shard).
     pub pool: PoolConfig,
     /// Connections per shard; more are accepted and closed at once (and counted). This also
@@ -104,6 +136,8 @@ impl Default for ServerConfig {
         ServerConfig {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             cores: Cores::All,
+            io_backend: IoBackend::Ring,
+            driver_block: Duration::from_millis(1),
             pool: PoolConfig::default(),
             max_connections: 16384,
             recv_timeout: Some(Duration::from_secs(60)),
@@ -141,6 +175,8 @@ pub enum ConfigError {
     DuplicateCore(usize),
     /// `max_pending_send` is below 1 byte.
     MaxPendingSend(usize),
+    /// `driver_block` is above 1 s.
+    DriverBlock(Duration),
 }
 
 impl fmt::Display for ConfigError {
@@ -158,6 +194,7 @@ impl fmt::Display for ConfigError {
             ConfigError::NoCores => write!(f, "no cores selected"),
             ConfigError::DuplicateCore(c) => write!(f, "core {c} is listed twice"),
             ConfigError::MaxPendingSend(n) => write!(f, "max_pending_send {n} must be at least 1"),
+            ConfigError::DriverBlock(d) => write!(f, "driver_block {d:?} is above 1 s"),
         }
     }
 }
@@ -191,6 +228,14 @@ impl ServerConfig {
         }
         if self.backlog == 0 || self.backlog > i32::MAX as u32 {
             return Err(ConfigError::Backlog(self.backlog));
+        }
+        if self.driver_block > Duration::from_secs(1) {
+            return Err(ConfigError::DriverBlock(self.driver_block));
+        }
+        if self.io_backend == IoBackend::Ring && self.pool.slabs > 32768 {
+            return Err(ConfigError::Pool(PoolConfigError::SlabCount(
+                self.pool.slabs,
+            )));
         }
         if self.max_pending_send == 0 {
             return Err(ConfigError::MaxPendingSend(self.max_pending_send));

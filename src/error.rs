@@ -50,6 +50,15 @@ pub enum StartError {
         /// The process's soft `RLIMIT_MEMLOCK`, in bytes, for diagnosis.
         memlock_limit: u64,
     },
+    /// A shard's io_uring ring could not be set up (io_uring missing or restricted, an old
+    /// kernel without provided-buffer rings, or too little locked memory). The glommio
+    /// backend (`IoBackend::Glommio`) does not need it.
+    Ring {
+        /// The shard's index.
+        shard: usize,
+        /// The OS error.
+        source: io::Error,
+    },
     /// A shard did not report ready within `start_timeout`.
     Timeout {
         /// The shard's index.
@@ -96,6 +105,12 @@ impl fmt::Display for StartError {
                 }
                 Ok(())
             }
+            StartError::Ring { shard, source } => {
+                write!(
+                    f,
+                    "shard {shard}: cannot set up its io_uring ring: {source}"
+                )
+            }
             StartError::Timeout { shard } => {
                 write!(f, "shard {shard} did not become ready in time")
             }
@@ -108,7 +123,9 @@ impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StartError::Config(e) => Some(e),
-            StartError::Bind { source, .. } | StartError::Pool { source, .. } => Some(source),
+            StartError::Bind { source, .. }
+            | StartError::Pool { source, .. }
+            | StartError::Ring { source, .. } => Some(source),
             StartError::Io(e) => Some(e),
             _ => None,
         }

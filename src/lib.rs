@@ -61,6 +61,7 @@
 mod config;
 mod conn;
 mod control;
+mod driver;
 mod error;
 pub mod hgrm;
 pub mod pool;
@@ -71,7 +72,7 @@ mod slots;
 pub mod stats;
 mod sys;
 
-pub use config::{ConfigError, Cores, ServerConfig};
+pub use config::{ConfigError, Cores, IoBackend, ServerConfig};
 pub use conn::{Chunk, CloseReason, ConnError, ConnId, Connection, QUEUE_SLOTS};
 pub use error::{ShardFailure, StartError, StatsError};
 pub use pool::{Pool, PoolConfig, Slab};

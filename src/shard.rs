@@ -13,9 +13,10 @@
 //! counter is a `Cell<u64>`, the pool and table are `Rc`/`RefCell`. The only cross-thread
 //! input is the control channel (shutdown, stats requests).
 
-use crate::config::{ticks_for, ServerConfig};
+use crate::config::{ticks_for, IoBackend, ServerConfig};
 use crate::conn::{CloseReason, ConnId, Connection};
 use crate::control::{Command, Control, ControlReceiver};
+use crate::driver::{self, Driver};
 use crate::error::StartError;
 use crate::pool::Pool;
 use crate::slots::{self, Slots, Wait};
@@ -74,6 +75,9 @@ impl<E: fmt::Display> HandlerResult for Result<(), E> {
 
 /// Shard-local state shared by every connection of one shard (`!Send`).
 pub(crate) struct ShardCore {
+    /// The shard's own ring (io_uring backend). Declared first so it is dropped before the
+    /// pool handle below.
+    driver: Option<Driver>,
     pub(crate) info: ShardInfo,
     pub(crate) pool: Pool,
     pub(crate) slots: Slots,
@@ -93,11 +97,18 @@ pub(crate) struct ShardCore {
     lingering: Cell<usize>,
     sweeper_waker: RefCell<Option<Waker>>,
     idle_waker: RefCell<Option<Waker>>,
+    stopped: Cell<bool>,
 }
 
 impl ShardCore {
-    fn new(info: ShardInfo, config: &ServerConfig, pool: Pool) -> ShardCore {
+    fn new(
+        info: ShardInfo,
+        config: &ServerConfig,
+        pool: Pool,
+        driver: Option<Driver>,
+    ) -> ShardCore {
         ShardCore {
+            driver,
             info,
             pool,
             slots: Slots::new(config.max_connections),
@@ -116,6 +127,27 @@ impl ShardCore {
             lingering: Cell::new(0),
             sweeper_waker: RefCell::new(None),
             idle_waker: RefCell::new(None),
+            stopped: Cell::new(false),
+        }
+    }
+
+    /// The shard's ring driver (io_uring backend only).
+    #[inline]
+    pub(crate) fn driver(&self) -> Option<&Driver> {
+        self.driver.as_ref()
+    }
+
+    /// True once the shard has finished its shutdown.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.get()
+    }
+
+    /// Owners of a new connection's slot: its task, the connection, and the ring's driver.
+    fn slot_owners(&self) -> u8 {
+        if self.driver.is_some() {
+            3
+        } else {
+            2
         }
     }
 
@@ -313,7 +345,6 @@ where
         control_fd,
         ready,
     } = setup;
-    let listener = Listener::from_fd(listener);
     let mut control = ControlReceiver::new(control, control_fd);
     let pool = match Pool::new(&config.pool, config.max_connections) {
         Ok(p) => p,
@@ -325,13 +356,43 @@ where
             return None;
         }
     };
-    let core = Rc::new(ShardCore::new(info, &config, pool));
+    let driver = match config.io_backend {
+        IoBackend::Glommio => None,
+        IoBackend::Ring => {
+            match Driver::new(pool.clone(), config.max_connections, config.driver_block) {
+                Ok(d) => Some(d),
+                Err(source) => {
+                    let _ = ready.send(Err(StartError::Ring {
+                        shard: info.id,
+                        source,
+                    }));
+                    return None;
+                }
+            }
+        }
+    };
+    let core = Rc::new(ShardCore::new(info, &config, pool, driver));
     let state = Rc::new(factory(info).await);
     let ctx = ShardContext {
         core: core.clone(),
         state,
     };
-    let mut accept = Some(runtime::spawn_owned(accept_loop(ctx, listener, handler)));
+    let mut ring_tasks = Vec::new();
+    let mut listener_fd = None;
+    let mut accept = None;
+    match core.driver() {
+        None => {
+            let listener = Listener::from_fd(listener);
+            accept = Some(runtime::spawn_owned(accept_loop(ctx, listener, handler)));
+        }
+        Some(d) => {
+            use std::os::fd::AsRawFd;
+            ring_tasks.push(runtime::spawn_owned(driver::run(core.clone())));
+            ring_tasks.push(runtime::spawn_owned(driver::eventfd_waiter(core.clone())));
+            d.start_accepting(listener.as_raw_fd(), ring_accept_hook(ctx, handler));
+            listener_fd = Some(listener);
+        }
+    }
     let _sweeper = runtime::spawn_owned(sweeper(core.clone()));
     log::debug!("shard {} ready on cpu {}", info.id, info.cpu);
     let _ = ready.send(Ok(()));
@@ -342,13 +403,133 @@ where
                 let _ = reply.send(core.snapshot());
             }
             Command::Shutdown { drain } => {
+                if let Some(d) = core.driver() {
+                    d.stop_accepting(); // also drops the hook, which holds the shard context
+                }
+                drop(listener_fd.take());
                 drain_connections(&core, accept.take(), drain).await;
                 break;
             }
         }
     }
+    let stats = core.snapshot();
+    core.stopped.set(true);
+    if let Some(d) = core.driver() {
+        d.wake_driver();
+        d.signal_eventfd();
+    }
+    drop(ring_tasks);
     log::debug!("shard {} stopped", info.id);
-    Some(core.snapshot())
+    Some(stats)
+}
+
+/// The ring backend's accept hook: every socket the driver accepts becomes a connection with
+/// its handler task; errors are counted, and running out of descriptors pauses accepting.
+fn ring_accept_hook<S, H, Fut>(ctx: ShardContext<S>, handler: Arc<H>) -> driver::AcceptHook
+where
+    S: 'static,
+    H: Fn(Connection, ShardContext<S>) -> Fut + Send + Sync + 'static,
+    Fut: Future + 'static,
+    Fut::Output: HandlerResult,
+{
+    let backoff = Rc::new(Cell::new(BACKOFF_MIN));
+    Box::new(move |fd| {
+        let core = &ctx.core;
+        if fd < 0 {
+            let e = std::io::Error::from_raw_os_error(-fd);
+            if accept_error(core, &e) {
+                let (core2, delay) = (ctx.core.clone(), backoff.get());
+                backoff.set((delay * 2).min(BACKOFF_MAX));
+                runtime::spawn(async move {
+                    runtime::sleep(delay).await;
+                    if let Some(d) = core2.driver() {
+                        d.resume_accepting();
+                    }
+                });
+            } else if let Some(d) = core.driver() {
+                d.resume_accepting();
+            }
+            return;
+        }
+        backoff.set(BACKOFF_MIN);
+        let Some(slot) = admit(core) else {
+            // SAFETY: the accepted descriptor is ours and nothing else uses it.
+            unsafe { libc::close(fd) };
+            return;
+        };
+        let (id, peer) = register_connection(core, fd);
+        let Some(d) = core.driver() else { return };
+        d.open(slot, fd, id);
+        let conn = Connection::new_ring(core.clone(), fd, slot, id, peer);
+        runtime::spawn(supervise(
+            core.clone(),
+            slot,
+            id,
+            handler(conn, ctx.clone()),
+        ));
+    })
+}
+
+/// Counts an accept error; returns `true` when it means descriptors or memory ran out (the
+/// caller then pauses accepting).
+fn accept_error(core: &ShardCore, e: &std::io::Error) -> bool {
+    let c = &core.counters;
+    let code = e.raw_os_error().unwrap_or(0);
+    if matches!(
+        code,
+        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+    ) {
+        Counters::inc(&c.accept_backoffs);
+        if c.accept_backoffs.get().is_power_of_two() {
+            log::warn!(
+                "shard {}: accept: {e}; pausing accepts (backoff #{})",
+                core.info.id,
+                c.accept_backoffs.get()
+            );
+        }
+        true
+    } else {
+        Counters::inc(&c.accept_errors);
+        log::debug!("shard {}: accept: {e}", core.info.id);
+        false
+    }
+}
+
+/// Takes a connection slot, or counts a rejection when the shard is full.
+fn admit(core: &ShardCore) -> Option<u32> {
+    let slot = core
+        .slots
+        .acquire(core.slot_owners(), core.recv_ticks, core.send_ticks);
+    if slot.is_none() {
+        Counters::inc(&core.counters.connections_rejected);
+    }
+    slot
+}
+
+/// Tunes an accepted socket, gives it an id and counts it; returns its id and peer address.
+fn register_connection(core: &ShardCore, fd: std::os::fd::RawFd) -> (ConnId, std::net::SocketAddr) {
+    let c = &core.counters;
+    let peer = socket::peer_addr(fd).unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+    if let Err(e) = socket::tune_accepted(fd, core.nodelay) {
+        log::debug!("shard {}: tuning accepted socket: {e}", core.info.id);
+    }
+    let id = ConnId {
+        shard: core.info.id as u32,
+        local: core.next_conn.get(),
+    };
+    core.next_conn.set(id.local + 1);
+    Counters::inc(&c.connections_accepted);
+    let active = c.connections_active.get() + 1;
+    c.connections_active.set(active);
+    if active > c.connections_peak.get() {
+        c.connections_peak.set(active);
+    }
+    if active == 1 {
+        if let Some(w) = core.sweeper_waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+    (id, peer)
 }
 
 /// Stops accepting, lets open connections finish for `drain`, then ends the rest.
@@ -370,10 +551,13 @@ async fn drain_connections(core: &ShardCore, accept: Option<TaskHandle>, drain: 
             core.info.id,
             core.slots.live()
         );
-        core.slots.for_each_live(|s| {
+        core.slots.for_each_live_index(|i, s| {
             s.set_reason(CloseReason::Shutdown);
             s.set_flag(slots::FORCE);
             s.wake();
+            if let Some(d) = core.driver() {
+                d.cancel_all(i); // lingering closes end now
+            }
         });
         // Forced tasks end at their next poll, which the wake-up above schedules.
         futures_lite::future::or(core.idle(), runtime::sleep(Duration::from_secs(1))).await;
@@ -392,7 +576,6 @@ where
     Fut::Output: HandlerResult,
 {
     let core = ctx.core.clone();
-    let c = &core.counters;
     let mut backoff = BACKOFF_MIN;
     loop {
         let stream = match listener.accept().await {
@@ -401,60 +584,25 @@ where
                 s
             }
             Err(e) => {
+                let exhausted = accept_error(&core, &e);
                 let code = e.raw_os_error().unwrap_or(0);
-                if matches!(
-                    code,
-                    libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
-                ) {
-                    Counters::inc(&c.accept_backoffs);
-                    if c.accept_backoffs.get().is_power_of_two() {
-                        log::warn!(
-                            "shard {}: accept: {e}; pausing accepts (backoff #{})",
-                            core.info.id,
-                            c.accept_backoffs.get()
-                        );
-                    }
-                    runtime::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                } else {
-                    Counters::inc(&c.accept_errors);
-                    log::debug!("shard {}: accept: {e}", core.info.id);
-                    if !matches!(
+                if exhausted
+                    || !matches!(
                         code,
                         libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM
-                    ) {
-                        runtime::sleep(backoff).await;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                    }
+                    )
+                {
+                    runtime::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
                 continue;
             }
         };
-        let Some(slot) = core.slots.acquire(core.recv_ticks, core.send_ticks) else {
-            Counters::inc(&c.connections_rejected);
+        let Some(slot) = admit(&core) else {
             drop(stream); // accepted and closed at once
             continue;
         };
-        let peer = socket::peer_addr(stream.fd()).unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
-        if let Err(e) = socket::tune_accepted(stream.fd(), core.nodelay) {
-            log::debug!("shard {}: tuning accepted socket: {e}", core.info.id);
-        }
-        let id = ConnId {
-            shard: core.info.id as u32,
-            local: core.next_conn.get(),
-        };
-        core.next_conn.set(id.local + 1);
-        Counters::inc(&c.connections_accepted);
-        let active = c.connections_active.get() + 1;
-        c.connections_active.set(active);
-        if active > c.connections_peak.get() {
-            c.connections_peak.set(active);
-        }
-        if active == 1 {
-            if let Some(w) = core.sweeper_waker.borrow_mut().take() {
-                w.wake();
-            }
-        }
+        let (id, peer) = register_connection(&core, stream.fd());
         let conn = Connection::new(core.clone(), stream, slot, id, peer);
         runtime::spawn(supervise(
             core.clone(),
@@ -540,7 +688,11 @@ async fn sweeper(core: Rc<ShardCore>) {
         let tick = core.tick.get().wrapping_add(1);
         core.tick.set(tick);
         let c = &core.counters;
-        core.slots.for_each_live(|s| {
+        let now = Instant::now();
+        core.slots.for_each_live_index(|i, s| {
+            if let Some(d) = core.driver() {
+                d.end_linger_if_due(i, now);
+            }
             let (wait, since) = s.waiting();
             let waited = tick.wrapping_sub(since);
             let (limit, flag, counter) = match wait {

@@ -147,11 +147,12 @@ impl Slots {
         }
     }
 
-    /// Takes a free slot for a new connection (two owners), or `None` when the table is full.
-    pub(crate) fn acquire(&self, recv_ticks: u32, send_ticks: u32) -> Option<u32> {
+    /// Takes a free slot for a new connection with `owners` owners (the handler's task, the
+    /// connection, and with the io_uring backend the driver), or `None` when the table is full.
+    pub(crate) fn acquire(&self, owners: u8, recv_ticks: u32, send_ticks: u32) -> Option<u32> {
         let index = self.free.borrow_mut().pop()?;
         let s = &self.slots[index as usize];
-        s.refs.set(2);
+        s.refs.set(owners);
         s.wait.set(Wait::None);
         s.since.set(0);
         s.recv_ticks.set(recv_ticks);
@@ -190,6 +191,15 @@ impl Slots {
         }
     }
 
+    /// Calls `f` with the index of every slot in use.
+    pub(crate) fn for_each_live_index(&self, mut f: impl FnMut(u32, &Slot)) {
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.refs.get() > 0 {
+                f(i as u32, s);
+            }
+        }
+    }
+
     /// Slots in use.
     pub(crate) fn live(&self) -> usize {
         self.slots.len() - self.free.borrow().len()
@@ -203,10 +213,10 @@ mod tests {
     #[test]
     fn acquire_until_full_then_release() {
         let t = Slots::new(2);
-        let a = t.acquire(1, 2).unwrap();
-        let b = t.acquire(0, 0).unwrap();
+        let a = t.acquire(2, 1, 2).unwrap();
+        let b = t.acquire(2, 0, 0).unwrap();
         assert_ne!(a, b);
-        assert!(t.acquire(0, 0).is_none(), "table of 2 is full");
+        assert!(t.acquire(2, 0, 0).is_none(), "table of 2 is full");
         assert_eq!(t.live(), 2);
         t.get(a).set_reason(CloseReason::TimedOut);
         t.get(a).set_reason(CloseReason::PeerClosed);
@@ -217,7 +227,7 @@ mod tests {
             "first reason wins"
         );
         assert_eq!(t.live(), 1);
-        let c = t.acquire(0, 0).unwrap();
+        let c = t.acquire(2, 0, 0).unwrap();
         assert_eq!(c, a, "freed slot is reused");
         assert_eq!(t.get(c).reason(), None);
         assert_eq!(t.get(c).flags(), 0);
@@ -226,7 +236,7 @@ mod tests {
     #[test]
     fn wait_start_is_kept_across_repolls() {
         let t = Slots::new(1);
-        let s = t.get(t.acquire(0, 0).unwrap());
+        let s = t.get(t.acquire(2, 0, 0).unwrap());
         s.begin_wait(Wait::Recv, 3);
         s.begin_wait(Wait::Recv, 7);
         assert_eq!(s.waiting(), (Wait::Recv, 3));

@@ -239,13 +239,14 @@ impl fmt::Display for StatsSnapshot {
             let c = &s.counters;
             writeln!(
                 f,
-                "{:>5} {:>4} {:>9} {:>7} {:>14} {:>14} {:>9} {:>8} {:>6.1}% {:>6}",
+                "{:>5} {:>4} {:>9} {:>7} {:>14} {:>14} {:>8} {:>9} {:>8} {:>6.1}% {:>6}",
                 s.shard,
                 s.cpu,
                 c.connections_accepted,
                 c.connections_active,
                 c.bytes_received,
                 c.bytes_sent,
+                s.pool.slabs_in_use,
                 format!("{}/{}", s.pool.high_water, s.pool.slabs_total),
                 s.pool.waits,
                 c.sync_send_ratio() * 100.0,

@@ -13,6 +13,9 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 const SLABS: usize = 8;
+/// Slabs receivers can take: all of them with the glommio backend; with the io_uring backend
+/// the kernel is lent all but an eighth, which stays free for writes.
+const RECEIVABLE: u64 = (SLABS - SLABS / 8) as u64;
 
 fn one_shard_tiny_pool() -> ServerConfig {
     let mut config = util::config();
@@ -127,9 +130,10 @@ fn more_senders_than_slabs_all_data_delivered_within_the_bound() {
         m.pool.waits,
         m.pool.wait_ns as f64 / 1e6
     );
-    assert_eq!(
-        m.pool.high_water, SLABS as u64,
-        "the pool was exhausted, and never grew"
+    assert!(
+        (RECEIVABLE..=SLABS as u64).contains(&m.pool.high_water),
+        "the pool was exhausted, and never grew: high water {}",
+        m.pool.high_water
     );
     assert!(
         m.pool.waits > 0,
@@ -166,7 +170,7 @@ fn slab_hoarding_handlers_are_ended_by_the_receive_timeout() {
         "hoarding: {intact}/32 intact; closed by timeout {}, by peer {}, waits {}",
         m.counters.closed_timeout, m.counters.closed_peer, m.pool.waits
     );
-    assert_eq!(m.pool.high_water, SLABS as u64, "the pool was wedged");
+    assert!(m.pool.high_water >= RECEIVABLE, "the pool was wedged");
     assert!(m.counters.closed_timeout >= 8, "the waiters were timed out");
     // Afterwards a well-behaved client is served.
     let mut s = util::connect(server.local_addr());

@@ -126,6 +126,12 @@ impl Chunk {
         self.received_at = at;
     }
 
+    /// Takes the stamp of a later receive whose bytes were appended.
+    pub(crate) fn restamp(&mut self, seq: u64, at: Instant) {
+        self.seq = seq;
+        self.received_at = at;
+    }
+
     /// The underlying slab (its full capacity), giving up the chunk's metadata.
     pub fn into_slab(self) -> Slab {
         self.slab

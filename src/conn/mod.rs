@@ -14,7 +14,8 @@ mod chunk;
 mod error;
 mod io;
 mod linger;
-mod send;
+mod ring;
+pub(crate) mod send;
 
 pub use chunk::{Chunk, ConnId};
 pub use error::{CloseReason, ConnError};
@@ -47,8 +48,7 @@ use std::time::{Duration, Instant};
 /// (flush first, or use [`close`](Connection::close)).
 pub struct Connection {
     core: Rc<ShardCore>,
-    /// The socket; taken out only by `Drop`, to hand it to a lingering close.
-    stream: Option<Stream>,
+    backend: Backend,
     fd: RawFd,
     slot: u32,
     id: ConnId,
@@ -62,6 +62,20 @@ pub struct Connection {
     tx_fell_back: bool,
     /// Oldest received chunk not yet followed by a completed send (for service latency).
     unanswered_since: Option<Instant>,
+    /// Ring backend: this flush handed bytes to the driver and they are not all sent yet.
+    tx_started: bool,
+    /// Ring backend: bytes this flush handed to the driver.
+    flush_bytes: usize,
+}
+
+/// How a connection's socket is driven.
+#[derive(Debug)]
+enum Backend {
+    /// Through glommio's stream (readiness polls on glommio's reactor). The stream is taken
+    /// out only by `Drop`, to hand it to a lingering close.
+    Glommio(Option<Stream>),
+    /// Through the shard driver's own ring; the driver owns the socket.
+    Ring,
 }
 
 impl fmt::Debug for Connection {
@@ -86,7 +100,7 @@ impl Connection {
         Connection {
             core,
             fd: stream.fd(),
-            stream: Some(stream),
+            backend: Backend::Glommio(Some(stream)),
             slot,
             id,
             peer,
@@ -96,7 +110,39 @@ impl Connection {
             out: OutQueue::default(),
             tx_fell_back: false,
             unanswered_since: None,
+            tx_started: false,
+            flush_bytes: 0,
         }
+    }
+
+    /// A connection whose socket `fd` the shard driver owns (io_uring backend).
+    pub(crate) fn new_ring(
+        core: Rc<ShardCore>,
+        fd: RawFd,
+        slot: u32,
+        id: ConnId,
+        peer: SocketAddr,
+    ) -> Self {
+        Connection {
+            core,
+            fd,
+            backend: Backend::Ring,
+            slot,
+            id,
+            peer,
+            rx_eof: false,
+            pool_wait: WaitTicket::default(),
+            rx_pending: None,
+            out: OutQueue::default(),
+            tx_fell_back: false,
+            unanswered_since: None,
+            tx_started: false,
+            flush_bytes: 0,
+        }
+    }
+
+    fn is_ring(&self) -> bool {
+        matches!(self.backend, Backend::Ring)
     }
 
     /// This connection's id (shard and number).
@@ -204,6 +250,9 @@ impl Connection {
             self.core.pool.cancel(&mut self.pool_wait);
             return Poll::Ready(Err(e));
         }
+        if self.is_ring() {
+            return self.poll_recv_ring(cx);
+        }
         let core = &*self.core;
         let mut slab = match core.pool.poll_take(cx, &mut self.pool_wait) {
             Poll::Ready(s) => s,
@@ -245,6 +294,10 @@ impl Connection {
             if n > 0 {
                 return Ok(n);
             }
+        }
+        if self.is_ring() {
+            // The kernel picks the slab; copy from it into the chunk's room.
+            return self.recv_into_ring(chunk).await;
         }
         if chunk.spare_capacity() == 0 {
             chunk.compact();
@@ -290,7 +343,7 @@ impl Connection {
                 r => r,
             }
         } else {
-            let Some(stream) = self.stream.as_mut() else {
+            let Backend::Glommio(Some(stream)) = &mut self.backend else {
                 return Poll::Ready(Err(ConnError::Io(std::io::ErrorKind::NotConnected.into())));
             };
             match stream.poll_read(cx, buf) {
@@ -340,6 +393,9 @@ impl Connection {
     /// # Errors
     /// As for [`send`](Connection::send).
     pub async fn send_vectored(&mut self, bufs: &[&[u8]]) -> Result<usize, ConnError> {
+        if self.is_ring() {
+            return self.send_vectored_ring(bufs).await;
+        }
         let mut queued = 0;
         if !self.out.is_empty() {
             queued = poll_fn(|cx| self.poll_flush_queue(cx, false)).await?;
@@ -502,6 +558,9 @@ impl Connection {
         cx: &mut Context<'_>,
         partial: bool,
     ) -> Poll<Result<usize, ConnError>> {
+        if self.is_ring() {
+            return self.poll_flush_ring(cx, partial);
+        }
         if self.out.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -516,12 +575,12 @@ impl Connection {
                     break;
                 }
                 // `poll_send_step` needs `&mut self` beside the borrowed queue: split it.
-                let (stream, core, slot_ix, fell_back) = (
-                    self.stream.as_mut(),
-                    &self.core,
-                    self.slot,
-                    &mut self.tx_fell_back,
-                );
+                let stream = match &mut self.backend {
+                    Backend::Glommio(s) => s.as_mut(),
+                    Backend::Ring => None,
+                };
+                let (stream, core, slot_ix, fell_back) =
+                    (stream, &self.core, self.slot, &mut self.tx_fell_back);
                 send_step(stream, core, slot_ix, fell_back, cx, &iov[..n])
             };
             match step {
@@ -549,8 +608,12 @@ impl Connection {
         cx: &mut Context<'_>,
         iov: &[IoSlice<'_>],
     ) -> Poll<Result<usize, ConnError>> {
+        let stream = match &mut self.backend {
+            Backend::Glommio(s) => s.as_mut(),
+            Backend::Ring => None,
+        };
         let r = send_step(
-            self.stream.as_mut(),
+            stream,
             &self.core,
             self.slot,
             &mut self.tx_fell_back,
@@ -629,6 +692,23 @@ fn send_step(
     }
 }
 
+impl Connection {
+    /// Closing a socket with unread input makes the kernel send a reset, which can destroy the
+    /// last replies still on their way to the peer. Unless the peer already finished sending
+    /// (EOF), or the connection is dead or timed out, it is closed gracefully: FIN after the
+    /// queued bytes, then read and discard until the peer closes (bounded by `linger`).
+    fn should_linger(&self) -> bool {
+        let slot = self.slot();
+        !self.rx_eof
+            && self.core.linger > Duration::ZERO
+            && slot.flags() & slots::FORCE == 0
+            && !matches!(
+                slot.reason(),
+                Some(CloseReason::Reset | CloseReason::TimedOut)
+            )
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         self.core.pool.cancel(&mut self.pool_wait);
@@ -640,21 +720,15 @@ impl Drop for Connection {
             );
         }
         self.rx_pending = None;
-        let slot = self.slot();
-        // Closing a socket with unread input makes the kernel send a reset, which can destroy
-        // the last replies still on their way to the peer. Unless the peer already finished
-        // sending (EOF), or the connection is dead or timed out, close it gracefully: FIN
-        // after the queued bytes, then read and discard until the peer closes (bounded).
-        let linger = !self.rx_eof
-            && self.core.linger > Duration::ZERO
-            && slot.flags() & slots::FORCE == 0
-            && !matches!(
-                slot.reason(),
-                Some(CloseReason::Reset | CloseReason::TimedOut)
-            );
-        if linger {
-            if let Some(stream) = self.stream.take() {
-                linger::spawn(self.core.clone(), stream, self.core.linger);
+        if self.is_ring() {
+            self.drop_ring();
+            return;
+        }
+        if self.should_linger() {
+            if let Backend::Glommio(s) = &mut self.backend {
+                if let Some(stream) = s.take() {
+                    linger::spawn(self.core.clone(), stream, self.core.linger);
+                }
             }
         }
         self.core.release_slot(self.slot);

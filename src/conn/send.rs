@@ -112,6 +112,15 @@ impl OutQueue {
         self.len += 1;
     }
 
+    /// The first non-empty queued piece: its address and length.
+    pub(crate) fn front(&self) -> Option<(*const u8, usize)> {
+        self.bufs[..self.len]
+            .iter()
+            .flatten()
+            .find(|b| b.end > b.start)
+            .map(|b| (b.bytes().as_ptr(), b.bytes().len()))
+    }
+
     /// Fills `iov` with the queued bytes, front first; returns how many slices were used.
     pub(crate) fn fill_iov<'a>(&'a self, iov: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;

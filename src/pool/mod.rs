@@ -23,6 +23,7 @@
 //! shard that created them (`Slab` is `!Send`). All of shardnet's pointer arithmetic and its
 //! `unsafe` memory code live in this module.
 
+mod bufring;
 mod region;
 mod slab;
 
@@ -30,8 +31,10 @@ pub use region::RegionFlags;
 pub use slab::Slab;
 
 use crate::stats::new_latency_histogram;
+use bufring::BufRing;
 use hdrhistogram::Histogram;
 use region::Region;
+use std::cell::OnceCell;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
@@ -176,6 +179,10 @@ struct Inner {
     waits: Cell<u64>,
     wait_ns: Cell<u64>,
     wait_histogram: RefCell<Histogram<u64>>,
+    /// Free slabs lent to the kernel as provided buffers (io_uring backend only).
+    kernel: OnceCell<BufRing>,
+    /// How many free slabs the kernel should hold; the rest stay in `free` for writes.
+    kernel_target: Cell<u32>,
 }
 
 struct Waiter {
@@ -234,8 +241,68 @@ impl Pool {
                 waits: Cell::new(0),
                 wait_ns: Cell::new(0),
                 wait_histogram: RefCell::new(new_latency_histogram()),
+                kernel: OnceCell::new(),
+                kernel_target: Cell::new(0),
             }),
         })
+    }
+
+    /// Lends free slabs to the kernel: maps a provided-buffer descriptor ring and fills it with
+    /// all free slabs but a reserve (an eighth of the pool) kept for writes. Returns the
+    /// descriptor ring's address and length, for registration with the shard's ring.
+    ///
+    /// # Errors
+    /// `InvalidInput` above 32768 slabs or when already attached; the `mmap` error.
+    pub(crate) fn attach_kernel_ring(&self) -> std::io::Result<(u64, u16)> {
+        let inner = &self.inner;
+        let ring = BufRing::new(inner.slabs)?;
+        let (addr, len) = (ring.addr(), ring.len());
+        inner.kernel.set(ring).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "already attached")
+        })?;
+        let reserve = (inner.slabs / 8).min(inner.slabs - 1);
+        inner.kernel_target.set(inner.slabs - reserve);
+        let k = inner.kernel.get().expect("just set");
+        let mut free = inner.free.borrow_mut();
+        while k.provided() < inner.kernel_target.get() {
+            let Some(index) = free.pop() else { break };
+            k.provide(index, inner.slab_ptr(index), inner.slab_size);
+        }
+        Ok((addr, len))
+    }
+
+    /// Turns slab `index`, which the kernel just filled (a receive completion named it), back
+    /// into a handle. `None` if the index is not one of ours (never expected).
+    pub(crate) fn take_from_kernel(&self, index: u16) -> Option<Slab> {
+        let inner = &self.inner;
+        let k = inner.kernel.get()?;
+        if index as u32 >= inner.slabs {
+            return None;
+        }
+        k.consumed();
+        let in_use = inner.slabs - inner.free.borrow().len() as u32 - k.provided();
+        Some(self.hand_out(index as u32, in_use))
+    }
+
+    /// Counts a receive that found no buffer in the kernel's ring (io_uring backend): a wait.
+    pub(crate) fn note_kernel_wait(&self) {
+        self.inner.waits.set(self.inner.waits.get() + 1);
+    }
+
+    /// Records how long a receive waited for the kernel's ring to get a buffer again.
+    pub(crate) fn record_wait(&self, waited: std::time::Duration) {
+        let ns = waited.as_nanos().min(u64::MAX as u128) as u64;
+        let inner = &self.inner;
+        inner.wait_ns.set(inner.wait_ns.get().saturating_add(ns));
+        inner
+            .wait_histogram
+            .borrow_mut()
+            .saturating_record(ns.max(1));
+    }
+
+    /// Free slabs the kernel holds right now (0 without the io_uring backend).
+    pub(crate) fn lent_to_kernel(&self) -> usize {
+        self.inner.kernel.get().map_or(0, |k| k.provided() as usize)
     }
 
     /// Bytes per slab.
@@ -248,9 +315,9 @@ impl Pool {
         self.inner.slabs as usize
     }
 
-    /// Slabs held right now.
+    /// Slabs held right now (not free, and not lent to the kernel for receiving).
     pub fn in_use(&self) -> usize {
-        self.inner.slabs as usize - self.inner.free.borrow().len()
+        self.inner.slabs as usize - self.inner.free.borrow().len() - self.lent_to_kernel()
     }
 
     /// Slabs a new taker could get without waiting.
@@ -289,9 +356,8 @@ impl Pool {
             return None;
         }
         let index = free.pop()?;
-        let in_use = inner.slabs - free.len() as u32;
         drop(free);
-        Some(self.hand_out(index, in_use))
+        Some(self.hand_out(index, self.in_use() as u32))
     }
 
     fn hand_out(&self, index: u32, in_use: u32) -> Slab {
@@ -359,9 +425,8 @@ impl Pool {
                 let index = free
                     .pop()
                     .expect("pool invariant: a reservation always has a free slab behind it");
-                let in_use = inner.slabs - free.len() as u32;
                 drop(free);
-                Poll::Ready(self.hand_out(index, in_use))
+                Poll::Ready(self.hand_out(index, self.in_use() as u32))
             }
         }
     }
@@ -410,9 +475,18 @@ impl Pool {
 }
 
 impl Inner {
-    /// Returns a slab to the free list and wakes the next waiter. O(1).
+    /// Returns a slab: to the next waiter if anyone waits, else to the kernel if it holds fewer
+    /// than its target, else to the free list. O(1), no allocation.
     fn release(&self, index: u32) {
         debug_assert!(index < self.slabs);
+        if self.waiters.borrow().is_empty() {
+            if let Some(k) = self.kernel.get() {
+                if k.provided() < self.kernel_target.get() {
+                    k.provide(index, self.slab_ptr(index), self.slab_size);
+                    return;
+                }
+            }
+        }
         self.free.borrow_mut().push(index);
         self.grant();
     }

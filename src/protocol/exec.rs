@@ -207,7 +207,7 @@ impl ShardOp {
     /// # Examples
     ///
     /// ```
-    /// use shardnet::protocol::command::{Command, MultiKey};
+    /// use shardnet::protocol::command::Command;
     /// use shardnet::protocol::exec::ShardOp;
     /// use shardnet::protocol::partition::KeySplit;
     /// use shardnet::protocol::resp::Parser;

@@ -18,6 +18,7 @@ pub(crate) mod limits;
 pub mod mesh;
 pub(crate) mod runtime;
 pub(crate) mod socket;
+pub(crate) mod uring;
 
 use std::io;
 

@@ -164,3 +164,36 @@ impl WakeReceiver {
         }
     }
 }
+
+/// Reads an eventfd through glommio's reactor (an io_uring read that completes when the
+/// eventfd is signalled), so a task can sleep until another ring signals it.
+#[derive(Debug)]
+pub(crate) struct EventfdReader(glommio::io::BufferedFile);
+
+impl EventfdReader {
+    /// Watches `fd` (a duplicate is taken; `fd` stays the caller's).
+    ///
+    /// # Errors
+    /// The `dup` error.
+    pub(crate) fn new(fd: RawFd) -> io::Result<EventfdReader> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: dup of a descriptor we were given; the copy is owned by the file below.
+        let dup = super::cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+        // SAFETY: `dup` is a fresh descriptor owned by nobody else.
+        Ok(EventfdReader(unsafe {
+            glommio::io::BufferedFile::from_raw_fd(dup)
+        }))
+    }
+
+    /// Waits until the eventfd is signalled, and resets it.
+    ///
+    /// # Errors
+    /// The read error.
+    pub(crate) async fn read(&mut self) -> io::Result<()> {
+        self.0
+            .read_at(0, 8)
+            .await
+            .map(|_| ())
+            .map_err(io::Error::from)
+    }
+}

@@ -149,6 +149,17 @@ pub(crate) fn unsent_bytes(fd: RawFd) -> io::Result<usize> {
     Ok(n.max(0) as usize)
 }
 
+/// Bytes waiting in the socket's receive queue (`FIONREAD`).
+///
+/// # Errors
+/// The `ioctl` error.
+pub(crate) fn readable_bytes(fd: RawFd) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int into `n`.
+    cvt(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) })?;
+    Ok(n.max(0) as usize)
+}
+
 /// A connected pair of Unix stream sockets, used to wake a shard from another thread.
 ///
 /// # Errors
