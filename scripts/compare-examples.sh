@@ -6,6 +6,7 @@
 #
 # Usage: scripts/compare-examples.sh [-h] [-r ROUNDS] [-n REQUESTS] [-d SECONDS]
 #                                    [-s SERVER_CORE] [-c CLIENT_CORE] [-o OUTDIR] [-k kv|http]
+#                                    [-w SECONDS]
 #
 #   -r  rounds (default 3); each round runs every server once, in alternating order
 #   -n  requests per redis-benchmark test (default 200000)
@@ -14,16 +15,20 @@
 #   -c  the core the load generators run on (default 1)
 #   -o  directory for raw client outputs (default target/compare/<time>)
 #   -k  run only the kv or only the http comparison
+#   -w  most seconds, in all, to spend waiting for an idle machine and redoing disturbed runs
+#       (default 600; 0 measures at once, whatever else runs)
 #
 # Everything runs on loopback and is bounded: each client run has a timeout, each server is
 # started on a port checked to be free and stopped by its PID (SIGTERM, SIGKILL after 10 s).
-# With the defaults it takes about three minutes. Missing tools (redis-server, redis-tools,
-# wrk, curl) are installed with apt-get when running as root.
+# Each run first waits for the machine to be idle and is redone (up to 3 times) when other
+# processes took more than 15% of a core meanwhile, within the -w budget. On a quiet machine
+# the defaults take about four minutes. Missing tools (redis-server, redis-tools, wrk, curl)
+# are installed with apt-get when running as root.
 set -euo pipefail
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
-rounds=3 requests=200000 seconds=4 score=0 ccore=1 outdir="" only=""
-while getopts "hr:n:d:s:c:o:k:" opt; do
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+rounds=3 requests=200000 seconds=4 score=0 ccore=1 outdir="" only="" budget=600
+while getopts "hr:n:d:s:c:o:k:w:" opt; do
   case "$opt" in
     h) usage; exit 0 ;;
     r) rounds=$OPTARG ;;
@@ -33,10 +38,11 @@ while getopts "hr:n:d:s:c:o:k:" opt; do
     c) ccore=$OPTARG ;;
     o) outdir=$OPTARG ;;
     k) only=$OPTARG ;;
+    w) budget=$OPTARG ;;
     *) usage >&2; exit 2 ;;
   esac
 done
-for v in "$rounds" "$requests" "$seconds" "$score" "$ccore"; do
+for v in "$rounds" "$requests" "$seconds" "$score" "$ccore" "$budget"; do
   [[ "$v" =~ ^[0-9]+$ ]] || { echo "compare-examples.sh: '$v' is not a number (see -h)" >&2; exit 2; }
 done
 [ "$rounds" -ge 1 ] || { echo "compare-examples.sh: -r must be at least 1" >&2; exit 2; }
@@ -110,38 +116,77 @@ start_server() {
 
 # The server's CPU time so far (all threads), in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+# Busy ticks of CPU $1 so far (all but idle and iowait), or of the whole machine without $1.
+core_busy() { awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+# CPU time of this shell's finished children so far, in ticks, from the output of bash's
+# `times` (second line) saved in $outdir/.times. (`times` must run in this shell, not in a
+# command substitution, whose children are its own.)
+children_ticks() {
+  awk -v hz="$hz" 'NR == 2 {
+    t = 0
+    for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+    printf "%.0f", t * hz
+  }' "$outdir/.times"
+}
 hz=$(getconf CLK_TCK)
 
-# client OUTFILE CMD... : runs the load generator pinned to the client core (bounded), and
-# sets $busy to the server's CPU use during the run, in percent of one core.
-busy=0
-client() {
-  local out=$1 t0 t1 c0 c1
-  shift
-  c0=$(cpu_ticks)
-  t0=$(date +%s.%N)
-  timeout 300 taskset -c "$ccore" "$@" >"$out" 2>&1
-  t1=$(date +%s.%N)
-  c1=$(cpu_ticks)
-  busy=$(awk -v c="$((c1 - c0))" -v hz="$hz" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.0f", 100 * c / hz / (t1 - t0)}')
+# Waits until the machine has been nearly idle (under 10% of its CPU busy) for a second,
+# spending at most what is left of the -w budget; other people's benchmarks on a shared
+# machine disturb ours.
+wait_quiet() {
+  local a b
+  while [ "$budget" -gt 0 ]; do
+    a=$(core_busy "") && sleep 1 && b=$(core_busy "")
+    budget=$((budget - 1))
+    if [ $((100 * (b - a) / hz)) -lt $((10 * $(nproc))) ]; then return 0; fi
+  done
+  return 1
 }
 
-# Results: one line per measurement, "TABLE<TAB>ROW<TAB>SERVER<TAB>REQ_PER_S<TAB>CPU%".
+# client OUTFILE CMD... : runs the load generator pinned to the client core (bounded) and
+# sets $busy to the server's CPU use during the run (percent of one core) and $other to the
+# CPU the two cores spent on anything but the server and the client. A run disturbed by
+# others (other > 15%) is redone, up to 3 times; $disturbed counts the ones kept anyway.
+busy=0 other=0 disturbed=0
+client() {
+  local out=$1 try t0 t1 c0 c1 s0 s1 k0 k1 l0 l1
+  shift
+  for try in 1 2 3 4; do
+    wait_quiet || true
+    local started=$SECONDS
+    times >"$outdir/.times"
+    c0=$(cpu_ticks) s0=$(core_busy "$score") k0=$(core_busy "$ccore") l0=$(children_ticks)
+    t0=$(date +%s.%N)
+    timeout 300 taskset -c "$ccore" "$@" >"$out" 2>&1
+    t1=$(date +%s.%N)
+    times >"$outdir/.times"
+    c1=$(cpu_ticks) s1=$(core_busy "$score") k1=$(core_busy "$ccore") l1=$(children_ticks)
+    read -r busy other < <(awk -v c="$((c1 - c0))" -v l="$((l1 - l0))" -v s="$((s1 - s0))" \
+      -v k="$((k1 - k0))" -v hz="$hz" -v w="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
+      'BEGIN { o = s + k - c - l; if (o < 0) o = 0; printf "%.0f %.0f\n", 100 * c / hz / w, 100 * o / hz / w }')
+    [ "$other" -gt 15 ] || return 0
+    [ "$budget" -gt 0 ] && [ "$try" -lt 4 ] || break
+    budget=$((budget - (SECONDS - started)))
+    echo "  (run disturbed: ${other}% of a core went to other work; again)" >&2
+  done
+  disturbed=$((disturbed + 1))
+}
+
+# Results: one line per measurement,
+# "TABLE<TAB>ROW<TAB>SERVER<TAB>REQ_PER_S<TAB>SERVER_CPU%<TAB>OTHER_CPU%".
 results=$outdir/results.tsv
 : >"$results"
-record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$busy" >>"$results"; }
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$busy" "$other" >>"$results"; }
 
 # --- kv vs redis-server ----------------------------------------------------------------------
 kv_port=16380 redis_port=16379
 bench_resp() { # NAME PORT ROUND
-  local name=$1 port=$2 round=$3 p out
+  local name=$1 port=$2 round=$3 p t out rps
   for p in 16 1; do
-    out="$outdir/$name.r$round.P$p.txt"
-    client "$out" redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -n "$requests" -c 50 \
-      -P "$p" -r 100000 -q
-    # (One run covers both tests, so the CPU share is that of the whole run.)
     for t in SET GET; do
-      local rps
+      out="$outdir/$name.r$round.$t.P$p.txt"
+      client "$out" redis-benchmark -h 127.0.0.1 -p "$port" -t "$t" -n "$requests" -c 50 \
+        -P "$p" -r 100000 -q
       rps=$(tr '\r' '\n' <"$out" | awk -v t="$t:" '$1 == t && /requests per second/ {print $2}' | tail -1)
       [ -n "$rps" ] || { echo "compare-examples.sh: no $t result in $out" >&2; cat "$out" >&2; exit 1; }
       record kv "$t -P $p" "$name" "$rps"
@@ -231,7 +276,8 @@ cpu=$(grep -m1 "model name" /proc/cpuinfo | sed 's/.*: //')
 echo
 echo "Machine: $cpu, $(nproc) cores, Linux $(uname -r). Servers on core $score, clients on core $ccore;"
 echo "medians of $rounds alternating rounds; CPU = the server's CPU time over the run's wall"
-echo "time (100% = one core busy). Raw outputs: $outdir"
+echo "time (100% = one core busy). Runs disturbed by other work and kept after 3 retries:"
+echo "$disturbed. Raw outputs: $outdir"
 if [ "$only" != http ]; then
   table kv kv redis "kv (1 shard) vs redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'): redis-benchmark -t set,get -n $requests -c 50 -r 100000 [-P 16]"
 fi
