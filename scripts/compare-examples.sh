@@ -8,7 +8,7 @@
 #                                    [-s SERVER_CORE] [-c CLIENT_CORE] [-o OUTDIR] [-k kv|http]
 #                                    [-w SECONDS]
 #
-#   -r  rounds (default 3); each round runs every server once, in alternating order
+#   -r  rounds (default 5); each round runs every server once, in alternating order
 #   -n  requests per redis-benchmark test (default 200000)
 #   -d  seconds per wrk run (default 4)
 #   -s  the one core every server runs on (default 0)
@@ -22,12 +22,12 @@
 # started on a port checked to be free and stopped by its PID (SIGTERM, SIGKILL after 10 s).
 # Each run first waits for the machine to be idle and is redone (up to 3 times) when other
 # processes took more than 15% of a core meanwhile, within the -w budget. On a quiet machine
-# the defaults take about four minutes. Missing tools (redis-server, redis-tools, wrk, curl)
+# the defaults take about six minutes. Missing tools (redis-server, redis-tools, wrk, curl)
 # are installed with apt-get when running as root.
 set -euo pipefail
 
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
-rounds=3 requests=200000 seconds=4 score=0 ccore=1 outdir="" only="" budget=600
+rounds=5 requests=200000 seconds=4 score=0 ccore=1 outdir="" only="" budget=600
 while getopts "hr:n:d:s:c:o:k:w:" opt; do
   case "$opt" in
     h) usage; exit 0 ;;
@@ -254,32 +254,51 @@ for round in $(seq "$rounds"); do
 done
 
 # --- tables ----------------------------------------------------------------------------------
-# median COLUMN TABLE ROW SERVER: the median of column 4 (req/s) or 5 (CPU%)
+# clean TABLE ROW SERVER: 1 when some run of it was undisturbed (then only those count).
+clean() {
+  awk -F'\t' -v t="$1" -v r="$2" -v s="$3" '$1 == t && $2 == r && $3 == s && $6 <= 15 {n++}
+    END {print (n > 0)}' "$results"
+}
+# runs TABLE ROW SERVER: how many runs the median is taken over.
+runs() {
+  local only
+  only=$(clean "$1" "$2" "$3")
+  awk -F'\t' -v t="$1" -v r="$2" -v s="$3" -v only="$only" \
+    '$1 == t && $2 == r && $3 == s && (!only || $6 <= 15) {n++} END {print n + 0}' "$results"
+}
+# median COLUMN TABLE ROW SERVER: the median of column 4 (req/s) or 5 (CPU%) over the
+# undisturbed runs (over all runs if every one was disturbed).
 median() {
-  awk -F'\t' -v c="$1" -v t="$2" -v r="$3" -v s="$4" '$1 == t && $2 == r && $3 == s {print $c}' "$results" |
+  local only
+  only=$(clean "$2" "$3" "$4")
+  awk -F'\t' -v c="$1" -v t="$2" -v r="$3" -v s="$4" -v only="$only" \
+    '$1 == t && $2 == r && $3 == s && (!only || $6 <= 15) {print $c}' "$results" |
     sort -g | awk '{v[NR] = $1} END {if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 table() { # TABLE A B HEADER
-  local t=$1 a=$2 b=$3 header=$4 row ra rb ca cb
-  printf '\n%s\n\n| test | %s req/s | %s CPU | %s req/s | %s CPU | %s / %s |\n|---|---:|---:|---:|---:|---:|\n' \
+  local t=$1 a=$2 b=$3 header=$4 row ra rb ca cb na nb
+  printf '\n%s\n\n| test | %s req/s | %s CPU | %s req/s | %s CPU | %s / %s | runs |\n|---|---:|---:|---:|---:|---:|---:|\n' \
     "$header" "$a" "$a" "$b" "$b" "$a" "$b"
   awk -F'\t' -v t="$t" '$1 == t && !seen[$2]++ {print $2}' "$results" | while read -r row; do
     ra=$(median 4 "$t" "$row" "$a")
     rb=$(median 4 "$t" "$row" "$b")
     ca=$(median 5 "$t" "$row" "$a")
     cb=$(median 5 "$t" "$row" "$b")
-    awk -v r="$row" -v a="$ra" -v b="$rb" -v ca="$ca" -v cb="$cb" \
-      'BEGIN {printf "| %s | %.0f | %.0f%% | %.0f | %.0f%% | %.2f |\n", r, a, ca, b, cb, a / b}'
+    na=$(runs "$t" "$row" "$a")
+    nb=$(runs "$t" "$row" "$b")
+    awk -v r="$row" -v a="$ra" -v b="$rb" -v ca="$ca" -v cb="$cb" -v n="$na+$nb" \
+      'BEGIN {printf "| %s | %.0f | %.0f%% | %.0f | %.0f%% | %.2f | %s |\n", r, a, ca, b, cb, a / b, n}'
   done
 }
 cpu=$(grep -m1 "model name" /proc/cpuinfo | sed 's/.*: //')
 echo
 echo "Machine: $cpu, $(nproc) cores, Linux $(uname -r). Servers on core $score, clients on core $ccore;"
-echo "medians of $rounds alternating rounds; CPU = the server's CPU time over the run's wall"
-echo "time (100% = one core busy). Runs disturbed by other work and kept after 3 retries:"
-echo "$disturbed. Raw outputs: $outdir"
+echo "medians over $rounds alternating rounds, of the runs other work did not disturb (runs ="
+echo "how many per side; $disturbed disturbed runs were left out or, where a row had no other,"
+echo "kept). CPU = the server's CPU time over the run's wall time (100% = one core busy)."
+echo "Raw outputs: $outdir"
 if [ "$only" != http ]; then
-  table kv kv redis "kv (1 shard) vs redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'): redis-benchmark -t set,get -n $requests -c 50 -r 100000 [-P 16]"
+  table kv kv redis "kv (1 shard) vs redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'): redis-benchmark -t set (then get) -n $requests -c 50 -r 100000 [-P 16]"
 fi
 if [ "$only" != kv ]; then
   table http shardnet hyper "http (1 shard) vs hyper 1 (current-thread tokio): wrk -t 1 -c 64 -d ${seconds}s [pipeline.lua 16]"
