@@ -86,8 +86,12 @@ pub(crate) struct ShardCore {
     latency: RefCell<Histogram<u64>>,
     seq: Cell<u64>,
     next_conn: Cell<u64>,
-    tick: Cell<u32>,
+    /// When the shard started: the origin of its coarse clock (ticks of `resolution`).
+    epoch: Instant,
     resolution: Duration,
+    /// The longest the timeout sweeper sleeps (a quarter of the shortest configured timeout).
+    max_sweep_sleep: Duration,
+    sweeper_kicked: Cell<bool>,
     recv_ticks: u32,
     send_ticks: u32,
     nodelay: bool,
@@ -117,8 +121,10 @@ impl ShardCore {
             latency: RefCell::new(new_latency_histogram()),
             seq: Cell::new(0),
             next_conn: Cell::new(0),
-            tick: Cell::new(0),
+            epoch: Instant::now(),
             resolution: config.timer_resolution,
+            max_sweep_sleep: max_sweep_sleep(config),
+            sweeper_kicked: Cell::new(false),
             recv_ticks: config.ticks(config.recv_timeout),
             send_ticks: config.ticks(config.send_timeout),
             nodelay: config.nodelay,
@@ -151,10 +157,18 @@ impl ShardCore {
         }
     }
 
-    /// The sweeper's current tick (coarse clock of the timeouts).
+    /// The shard's coarse clock for timeouts: ticks of `timer_resolution` since start.
     #[inline]
     pub(crate) fn tick(&self) -> u32 {
-        self.tick.get()
+        (self.epoch.elapsed().as_nanos() / self.resolution.as_nanos().max(1)) as u32
+    }
+
+    /// Makes the timeout sweeper re-plan now (a timeout got shorter, a linger began).
+    pub(crate) fn kick_sweeper(&self) {
+        self.sweeper_kicked.set(true);
+        if let Some(w) = self.sweeper_waker.borrow_mut().take() {
+            w.wake();
+        }
     }
 
     /// A timeout in ticks of this shard's timer resolution.
@@ -570,6 +584,17 @@ async fn drain_connections(core: &ShardCore, accept: Option<TaskHandle>, drain: 
     }
 }
 
+/// A quarter of the shortest configured receive or send timeout (the longest a wait that
+/// starts while the sweeper sleeps can go unchecked), within `timer_resolution ..= 10 s`.
+fn max_sweep_sleep(config: &ServerConfig) -> Duration {
+    let shortest = [config.recv_timeout, config.send_timeout]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(Duration::from_secs(40));
+    (shortest / 4).clamp(config.timer_resolution, Duration::from_secs(10))
+}
+
 /// How long accepting pauses after running out of descriptors, at first and at most.
 const BACKOFF_MIN: Duration = Duration::from_millis(1);
 const BACKOFF_MAX: Duration = Duration::from_millis(200);
@@ -675,8 +700,15 @@ where
     }
 }
 
-/// Enforces receive and send timeouts, one tick per `timer_resolution`, while connections are
-/// open; sleeps without a timer while there are none.
+/// Enforces receive and send timeouts (and, with the io_uring backend, the end of lingering
+/// closes) while connections are open; sleeps without a timer while there are none.
+///
+/// It does not tick at a fixed rate: each sweep computes when the next deadline falls and
+/// sleeps until then — but never longer than [`ShardCore::max_sweep_sleep`], a quarter of the
+/// shortest configured timeout, so a wait that starts during the sleep is caught at most that
+/// late. A connection that shortens its own timeout, or starts a lingering close, wakes the
+/// sweeper to re-plan. Idle connections under the default timeouts cost one wake-up every
+/// 7.5 s, not one per `timer_resolution`.
 async fn sweeper(core: Rc<ShardCore>) {
     loop {
         if core.slots.live() == 0 {
@@ -690,33 +722,63 @@ async fn sweeper(core: Rc<ShardCore>) {
             })
             .await;
         }
-        runtime::sleep(core.resolution).await;
-        let tick = core.tick.get().wrapping_add(1);
-        core.tick.set(tick);
-        let c = &core.counters;
-        let now = Instant::now();
-        core.slots.for_each_live_index(|i, s| {
-            if let Some(d) = core.driver() {
-                d.end_linger_if_due(i, now);
-            }
-            let (wait, since) = s.waiting();
-            let waited = tick.wrapping_sub(since);
-            let (limit, flag, counter) = match wait {
-                Wait::Recv | Wait::RecvPool => {
-                    (s.recv_ticks.get(), slots::RECV_TIMED_OUT, &c.recv_timeouts)
-                }
-                Wait::Send | Wait::SendPool => {
-                    (s.send_ticks.get(), slots::SEND_TIMED_OUT, &c.send_timeouts)
-                }
-                Wait::None => return,
-            };
-            // `since` was taken somewhere inside its tick, so waiting `limit + 1` ticks
-            // guarantees at least the full timeout.
-            if limit > 0 && waited > limit && s.flags() & flag == 0 {
-                s.set_flag(flag);
-                Counters::inc(counter);
-                s.wake();
+        let next = sweep(&core);
+        let nap = next.clamp(core.resolution, core.max_sweep_sleep);
+        let kicked = poll_fn(|cx| {
+            if core.sweeper_kicked.replace(false) {
+                Poll::Ready(())
+            } else {
+                *core.sweeper_waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
             }
         });
+        futures_lite::future::or(runtime::sleep(nap), kicked).await;
+    }
+}
+
+/// One pass over the open connections: fires the timeouts that are due and returns how long
+/// until the next one.
+fn sweep(core: &ShardCore) -> Duration {
+    let tick = core.tick();
+    let now = Instant::now();
+    let c = &core.counters;
+    let mut next_ticks = u32::MAX;
+    let mut next_linger: Option<Instant> = None;
+    core.slots.for_each_live_index(|i, s| {
+        if let Some(d) = core.driver() {
+            d.end_linger_if_due(i, now);
+            if let Some(t) = d.io(i).linger_until.get() {
+                next_linger = Some(next_linger.map_or(t, |n| n.min(t)));
+            }
+        }
+        let (wait, since) = s.waiting();
+        let (limit, flag, counter) = match wait {
+            Wait::Recv | Wait::RecvPool => {
+                (s.recv_ticks.get(), slots::RECV_TIMED_OUT, &c.recv_timeouts)
+            }
+            Wait::Send | Wait::SendPool => {
+                (s.send_ticks.get(), slots::SEND_TIMED_OUT, &c.send_timeouts)
+            }
+            Wait::None => return,
+        };
+        if limit == 0 || s.flags() & flag != 0 {
+            return;
+        }
+        // `since` was taken somewhere inside its tick, so waiting `limit + 1` ticks guarantees
+        // at least the full timeout.
+        let due = since.wrapping_add(limit).wrapping_add(1);
+        let left = due.wrapping_sub(tick);
+        if left == 0 || left > u32::MAX / 2 {
+            s.set_flag(flag);
+            Counters::inc(counter);
+            s.wake();
+        } else {
+            next_ticks = next_ticks.min(left);
+        }
+    });
+    let by_ticks = core.resolution.saturating_mul(next_ticks);
+    match next_linger {
+        Some(t) => by_ticks.min(t.saturating_duration_since(now)),
+        None => by_ticks,
     }
 }

@@ -95,10 +95,10 @@ impl Slot {
 
     /// Marks the start of a wait at `tick` (keeps the original start while the wait goes on).
     #[inline]
-    pub(crate) fn begin_wait(&self, wait: Wait, tick: u32) {
+    pub(crate) fn begin_wait(&self, wait: Wait, tick: impl FnOnce() -> u32) {
         if self.wait.get() != wait {
             self.wait.set(wait);
-            self.since.set(tick);
+            self.since.set(tick());
         }
     }
 
@@ -237,11 +237,11 @@ mod tests {
     fn wait_start_is_kept_across_repolls() {
         let t = Slots::new(1);
         let s = t.get(t.acquire(2, 0, 0).unwrap());
-        s.begin_wait(Wait::Recv, 3);
-        s.begin_wait(Wait::Recv, 7);
+        s.begin_wait(Wait::Recv, || 3);
+        s.begin_wait(Wait::Recv, || 7);
         assert_eq!(s.waiting(), (Wait::Recv, 3));
         s.end_wait();
-        s.begin_wait(Wait::Recv, 9);
+        s.begin_wait(Wait::Recv, || 9);
         assert_eq!(s.waiting(), (Wait::Recv, 9));
     }
 }

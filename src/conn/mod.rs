@@ -175,12 +175,14 @@ impl Connection {
     pub fn set_recv_timeout(&mut self, t: Option<Duration>) {
         let ticks = self.core.ticks(t);
         self.slot().recv_ticks.set(ticks);
+        self.core.kick_sweeper();
     }
 
     /// Changes this connection's send timeout (`None` disables it).
     pub fn set_send_timeout(&mut self, t: Option<Duration>) {
         let ticks = self.core.ticks(t);
         self.slot().send_ticks.set(ticks);
+        self.core.kick_sweeper();
     }
 
     #[inline]
@@ -253,7 +255,7 @@ impl Connection {
             Poll::Ready(s) => s,
             Poll::Pending => {
                 let slot = core.slots.get(self.slot);
-                slot.begin_wait(Wait::RecvPool, core.tick());
+                slot.begin_wait(Wait::RecvPool, || core.tick());
                 slot.register(cx.waker());
                 return Poll::Pending;
             }
@@ -344,7 +346,7 @@ impl Connection {
             match stream.poll_read(cx, buf) {
                 Poll::Ready(r) => r,
                 Poll::Pending => {
-                    slot.begin_wait(Wait::Recv, core.tick());
+                    slot.begin_wait(Wait::Recv, || core.tick());
                     slot.register(cx.waker());
                     return Poll::Pending;
                 }
@@ -552,7 +554,7 @@ impl Connection {
                 }
                 Poll::Pending if n == 0 => {
                     let slot = core.slots.get(self.slot);
-                    slot.begin_wait(Wait::SendPool, core.tick());
+                    slot.begin_wait(Wait::SendPool, || core.tick());
                     slot.register(cx.waker());
                     return Poll::Pending;
                 }
@@ -699,7 +701,7 @@ fn send_step(
         }
         Poll::Ready(Err(e)) => Poll::Ready(Err(ConnError::from_io(e))),
         Poll::Pending => {
-            slot.begin_wait(Wait::Send, core.tick());
+            slot.begin_wait(Wait::Send, || core.tick());
             slot.register(cx.waker());
             Poll::Pending
         }

@@ -72,7 +72,7 @@ impl Connection {
         } else {
             Wait::Recv
         };
-        slot.begin_wait(wait, core.tick());
+        slot.begin_wait(wait, || core.tick());
         slot.register(cx.waker());
         d.arm_recv(self.slot);
         Poll::Pending
@@ -187,7 +187,7 @@ impl Connection {
                     return Poll::Ready(Ok(std::mem::take(&mut self.flush_bytes)));
                 }
                 io.tx_waiter.set(true);
-                slot.begin_wait(Wait::Send, core.tick());
+                slot.begin_wait(Wait::Send, || core.tick());
                 slot.register(cx.waker());
                 return Poll::Pending;
             }
@@ -222,7 +222,7 @@ impl Connection {
         }
         io.tx_waiter.set(true);
         let slot = self.core.slots.get(self.slot);
-        slot.begin_wait(Wait::Send, self.core.tick());
+        slot.begin_wait(Wait::Send, || self.core.tick());
         slot.register(cx.waker());
         Poll::Pending
     }
@@ -234,6 +234,7 @@ impl Connection {
         let linger = self.should_linger().then_some(self.core.linger);
         if linger.is_some() {
             crate::stats::Counters::inc(&self.core.counters.lingering_closes);
+            self.core.kick_sweeper(); // it ends lingering closes on time
         }
         if let Some(d) = self.core.driver() {
             if d.orphan(self.slot, linger) {
