@@ -84,7 +84,7 @@ impl HttpShard {
             max_buffered,
             date: RefCell::new(DateCache::new(SystemTime::now())),
         });
-        glommio::spawn_local(refresh_date(shard.clone())).detach();
+        shardnet::task::spawn(refresh_date(shard.clone()));
         shard
     }
 }
@@ -97,7 +97,7 @@ async fn refresh_date(shard: Rc<HttpShard>) {
         let into_second = now.duration_since(UNIX_EPOCH).map_or(Duration::ZERO, |d| {
             Duration::from_nanos(u64::from(d.subsec_nanos()))
         });
-        glommio::timer::sleep(Duration::from_secs(1) - into_second + Duration::from_millis(1))
+        shardnet::task::sleep(Duration::from_secs(1) - into_second + Duration::from_millis(1))
             .await;
     }
 }

@@ -71,6 +71,7 @@ mod shard;
 mod slots;
 pub mod stats;
 mod sys;
+pub mod task;
 
 pub use config::{ConfigError, Cores, IoBackend, ServerConfig};
 pub use conn::{Chunk, CloseReason, ConnError, ConnId, Connection, QUEUE_SLOTS};

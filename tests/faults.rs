@@ -177,7 +177,7 @@ fn reset_in_the_middle_of_a_stream_is_counted_and_frees_everything() {
 /// Holds every chunk for 50 ms: keeps a tiny pool exhausted.
 async fn sluggish(mut conn: Connection, _shard: ShardContext<()>) -> Result<(), ConnError> {
     while let Some(chunk) = conn.recv().await? {
-        glommio::timer::sleep(Duration::from_millis(50)).await;
+        shardnet::task::sleep(Duration::from_millis(50)).await;
         conn.send_chunk(chunk).await?;
     }
     Ok(())

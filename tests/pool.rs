@@ -28,7 +28,7 @@ fn one_shard_tiny_pool() -> ServerConfig {
 /// Echo that holds each chunk for a millisecond before sending it back, to keep slabs busy.
 async fn slow_echo(mut conn: Connection, _shard: ShardContext<()>) -> Result<(), ConnError> {
     while let Some(chunk) = conn.recv().await? {
-        glommio::timer::sleep(Duration::from_millis(1)).await;
+        shardnet::task::sleep(Duration::from_millis(1)).await;
         conn.send_chunk(chunk).await?;
     }
     Ok(())

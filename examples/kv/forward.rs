@@ -163,7 +163,7 @@ pub async fn serve_forwards(shard: Rc<KvShard>, rx: MeshReceiver<Forward>) {
         if port.send(from, Answer { token, replies }).await.is_err() {
             break;
         }
-        glommio::yield_if_needed().await;
+        shardnet::task::yield_if_needed().await;
     }
 }
 

@@ -85,12 +85,12 @@ impl KvShard {
             settings,
         });
         for rx in forward_rx.into_iter().flatten() {
-            glommio::spawn_local(serve_forwards(shard.clone(), rx)).detach();
+            shardnet::task::spawn(serve_forwards(shard.clone(), rx));
         }
         for rx in answer_rx.into_iter().flatten() {
-            glommio::spawn_local(route_answers(shard.clone(), rx)).detach();
+            shardnet::task::spawn(route_answers(shard.clone(), rx));
         }
-        glommio::spawn_local(sweep_expired(shard.clone())).detach();
+        shardnet::task::spawn(sweep_expired(shard.clone()));
         shard
     }
 }
@@ -98,13 +98,13 @@ impl KvShard {
 /// Removes expired keys that are never read again, a bounded number per step.
 async fn sweep_expired(shard: Rc<KvShard>) {
     loop {
-        glommio::timer::sleep(SWEEP_EVERY).await;
+        shardnet::task::sleep(SWEEP_EVERY).await;
         loop {
             let removed = shard.store.borrow_mut().sweep(Instant::now(), SWEEP_BUDGET);
             if removed < SWEEP_BUDGET {
                 break;
             }
-            glommio::yield_if_needed().await;
+            shardnet::task::yield_if_needed().await;
         }
     }
 }

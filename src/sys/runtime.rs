@@ -81,6 +81,11 @@ pub(crate) fn spawn_owned<F: Future<Output = ()> + 'static>(fut: F) -> TaskHandl
     TaskHandle(glommio::spawn_local(fut))
 }
 
+/// Yields to the shard's other tasks if this one has run past glommio's preemption timer.
+pub(crate) async fn yield_if_needed() {
+    glommio::yield_if_needed().await
+}
+
 /// Sleeps on the current shard (one glommio timer).
 pub(crate) async fn sleep(d: Duration) {
     glommio::timer::sleep(d).await
