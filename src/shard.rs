@@ -236,10 +236,17 @@ impl ShardCore {
 
     /// A copy of everything this shard measured. Allocates the histogram copies.
     pub(crate) fn snapshot(&self) -> ShardStats {
+        let mut counters = self.counters.snapshot();
+        if let Some(d) = self.driver() {
+            counters.ring_enters = d.enters();
+            counters.ring_waits = d.ring_waits.get();
+            counters.driver_spins = d.spins.get();
+            counters.glommio_parks = d.glommio_parks.get();
+        }
         ShardStats {
             shard: self.info.id,
             cpu: self.info.cpu,
-            counters: self.counters.snapshot(),
+            counters,
             pool: self.pool.stats(),
             latency: self.latency.borrow().clone(),
             pool_wait: self.pool.wait_histogram(),

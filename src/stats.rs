@@ -95,6 +95,15 @@ counters! {
     lingering_closes,
     /// Handler futures that panicked (the connection is closed with reason error).
     handler_panics,
+    /// io_uring backend: `io_uring_enter` calls on the shard's ring.
+    ring_enters,
+    /// io_uring backend: times the idle driver waited in its ring.
+    ring_waits,
+    /// io_uring backend: idle waits that spun first.
+    driver_spins,
+    /// io_uring backend: times the driver parked through glommio (idle longer than
+    /// `driver_block`).
+    glommio_parks,
 }
 
 impl ShardCounters {

@@ -288,3 +288,33 @@ fn a_panicking_handler_closes_only_its_connection() {
         "only the panicked one"
     );
 }
+
+#[test]
+fn an_idle_shard_does_not_spin() {
+    // With idle connections open and none, the driver parks: a second later it has entered
+    // its ring only for the stats requests themselves, not once per millisecond.
+    let server = util::start_echo(util::config());
+    let idle: Vec<_> = (0..20)
+        .map(|_| util::connect(server.local_addr()))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = server
+        .stats(Duration::from_secs(5))
+        .unwrap()
+        .merged()
+        .counters;
+    std::thread::sleep(Duration::from_secs(1));
+    let after = server
+        .stats(Duration::from_secs(5))
+        .unwrap()
+        .merged()
+        .counters;
+    let enters = after.ring_enters - before.ring_enters;
+    let shards = util::shards() as u64;
+    assert!(
+        enters <= 20 * shards,
+        "{enters} ring enters in an idle second"
+    );
+    assert_eq!(after.connections_active, 20);
+    drop(idle);
+}

@@ -74,6 +74,7 @@ pub(crate) struct Driver {
     /// means the shard is quiet.
     activity: Cell<u64>,
     listener: Cell<RawFd>,
+    tick_armed: Cell<bool>,
     accept_armed: Cell<bool>,
     accepting: Cell<bool>,
     on_accept: RefCell<Option<AcceptHook>>,
@@ -134,6 +135,7 @@ impl Driver {
             parked: Cell::new(false),
             activity: Cell::new(0),
             listener: Cell::new(-1),
+            tick_armed: Cell::new(false),
             accept_armed: Cell::new(false),
             accepting: Cell::new(false),
             on_accept: RefCell::new(None),
@@ -451,11 +453,54 @@ impl Driver {
         self.ring.borrow_mut().has_completions()
     }
 
-    /// Waits in the ring for a completion, at most the configured block time.
+    /// Waits in the ring for a completion. The wait itself has no timeout (arming and
+    /// cancelling a kernel timer on every wait costs about as much as a syscall on a VM);
+    /// instead a multishot timeout ticks every `driver_block` while the driver is awake, so
+    /// the wait ends by then at the latest.
     pub(crate) fn wait_in_ring(&self) {
         self.ring_waits.set(self.ring_waits.get() + 1);
-        if let Err(e) = self.ring.borrow_mut().submit_and_wait(self.block) {
+        self.arm_tick();
+        if let Err(e) = self.ring.borrow_mut().submit_and_wait_any() {
             log::error!("io_uring_enter (wait) failed: {e}");
+        }
+    }
+
+    /// Starts the periodic tick (a multishot timeout of `driver_block`) if it is not running.
+    fn arm_tick(&self) {
+        if self.tick_armed.get() {
+            return;
+        }
+        let ts = types::Timespec::from(self.block);
+        let e = opcode::Timeout::new(&ts)
+            .count(0)
+            .flags(types::TimeoutFlags::MULTISHOT)
+            .build()
+            .user_data(UserData::misc(Op::Tick).0);
+        self.tick_armed.set(true);
+        // SAFETY: the kernel copies the timespec when the request is prepared, which happens
+        // in `submit` below, while `ts` is alive.
+        unsafe { self.push(e) };
+        self.submit();
+    }
+
+    /// Stops the periodic tick (before parking through glommio: an idle shard has no timer).
+    pub(crate) fn disarm_tick(&self) {
+        if !self.tick_armed.get() {
+            return;
+        }
+        let e = opcode::TimeoutRemove::new(UserData::misc(Op::Tick).0)
+            .build()
+            .user_data(UserData::misc(Op::Cancel).0);
+        self.tick_armed.set(false);
+        self.misc_ops.set(self.misc_ops.get() + 1);
+        // SAFETY: a timeout removal references no memory.
+        unsafe { self.push(e) };
+    }
+
+    /// A tick completion arrived; `more` is false when the multishot ended.
+    pub(crate) fn ticked(&self, more: bool) {
+        if !more {
+            self.tick_armed.set(false);
         }
     }
 
@@ -468,7 +513,8 @@ impl Driver {
     /// spins usually found work — a sleep and a wake-up cost more than a short spin, and the
     /// answer goes out sooner — and otherwise, or when the spin finds nothing, waits in the
     /// ring. While spinning does not pay, one idle wait in [`SPIN_PROBE`] spins anyway to notice
-    /// when it pays again. Returns whether work showed up.
+    /// when it pays again. Returns whether the spin found work (`false` after a wait in the
+    /// ring, which ends with work or with the periodic tick).
     pub(crate) fn idle_wait(&self) -> bool {
         let spin = self.spin;
         let score = self.spin_score.get();
@@ -491,7 +537,7 @@ impl Driver {
             self.spin_score.set((score - 2).max(-SPIN_SCORE_MAX));
         }
         self.wait_in_ring();
-        self.ring.borrow_mut().work_pending()
+        false
     }
 
     /// The driver's activity counter (changes whenever it was given work).

@@ -21,6 +21,8 @@ pub(crate) enum Op {
     Send = 3,
     /// A cancel request (its own completion carries nothing).
     Cancel = 4,
+    /// The driver's periodic tick while it waits in its ring (a multishot timeout).
+    Tick = 5,
 }
 
 /// Packed user data.
@@ -46,6 +48,7 @@ impl UserData {
             2 => Some(Op::Recv),
             3 => Some(Op::Send),
             4 => Some(Op::Cancel),
+            5 => Some(Op::Tick),
             _ => None,
         }
     }

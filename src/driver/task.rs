@@ -54,8 +54,8 @@ pub(crate) async fn eventfd_waiter(core: Rc<ShardCore>) {
 struct LoopState {
     /// The driver yielded once with nothing to do; the activity count then.
     quiet_since: Option<u64>,
-    /// The last wait in the ring timed out with nothing.
-    waited_empty: bool,
+    /// The driver just came back from an idle wait.
+    after_wait: bool,
 }
 
 fn poll_driver(core: &ShardCore, cx: &mut Context<'_>, st: &mut LoopState) -> Poll<()> {
@@ -74,9 +74,14 @@ fn poll_driver(core: &ShardCore, cx: &mut Context<'_>, st: &mut LoopState) -> Po
         let handled = drain(core, d);
         if handled > 0 {
             st.quiet_since = None;
-            st.waited_empty = false;
+            st.after_wait = false;
             // Let the woken connection tasks run, then come back for what they queued.
             return yield_or_turn(d, cx);
+        }
+        if std::mem::take(&mut st.after_wait) {
+            // The last wait ended with nothing but a tick: idle for `driver_block`. Park
+            // through glommio (no timer, no CPU) until the ring has a completion.
+            return park(core, d, cx);
         }
         // Nothing completed. First one quiet round: yield so that tasks woken by other tasks
         // (not by us) run and can give us work.
@@ -85,16 +90,13 @@ fn poll_driver(core: &ShardCore, cx: &mut Context<'_>, st: &mut LoopState) -> Po
             st.quiet_since = Some(activity);
             return yield_or_turn(d, cx);
         }
-        // Quiet: wait in our own ring (one syscall per wake-up), unless glommio is due a turn
-        // or the last wait already came back empty (then park through glommio: no spinning).
-        if d.last_glommio_turn().elapsed() >= GLOMMIO_TURN || st.waited_empty || d.block().is_zero()
-        {
-            st.waited_empty = false;
-            return park(d);
+        // Quiet: spin briefly if that has been paying, else wait in our own ring (one syscall
+        // per wake-up) — unless glommio is due a turn; then park through it.
+        if d.last_glommio_turn().elapsed() >= GLOMMIO_TURN || d.block().is_zero() {
+            return park(core, d, cx);
         }
-        if !d.idle_wait() {
-            st.waited_empty = true;
-        }
+        d.idle_wait();
+        st.after_wait = true;
         st.quiet_since = None;
     }
 }
@@ -110,9 +112,17 @@ fn drain(core: &ShardCore, d: &Driver) -> usize {
         }
         let now = Instant::now();
         for i in 0..n {
-            dispatch(core, d, d.batch_item(i), now);
+            let c = d.batch_item(i);
+            // Ticks and cancels are bookkeeping, not work: they must not keep an idle
+            // driver awake.
+            if matches!(
+                UserData(c.user_data).op(),
+                Some(Op::Accept | Op::Recv | Op::Send)
+            ) {
+                handled += 1;
+            }
+            dispatch(core, d, c, now);
         }
-        handled += n;
         d.rearm_starved();
         if n < super::BATCH {
             break; // the CQ is empty
@@ -137,7 +147,13 @@ fn yield_or_turn(d: &Driver, cx: &mut Context<'_>) -> Poll<()> {
 }
 
 /// Parks through glommio: the ring signals its eventfd on the next completion.
-fn park(d: &Driver) -> Poll<()> {
+fn park(core: &ShardCore, d: &Driver, cx: &mut Context<'_>) -> Poll<()> {
+    // Stop the tick, and take its last completions (bookkeeping, not work) before sleeping.
+    d.disarm_tick();
+    if drain(core, d) > 0 {
+        cx.waker().wake_by_ref(); // work came in meanwhile: serve it first
+        return Poll::Pending;
+    }
     d.set_notifications(true);
     d.submit();
     if d.has_completions() {
@@ -168,6 +184,7 @@ fn dispatch(core: &ShardCore, d: &Driver, c: Completion, now: Instant) {
             }
         }
         Some(Op::Cancel) => d.cancel_done(),
+        Some(Op::Tick) => d.ticked(c.more()),
         Some(op @ (Op::Recv | Op::Send)) => {
             let slot = ud.slot();
             if slot as usize >= d.slots() {

@@ -139,10 +139,24 @@ impl Uring {
         }
     }
 
+    /// Submits what is queued and waits for one completion, however long it takes.
+    ///
+    /// # Errors
+    /// As for [`Uring::submit`]; a signal is not an error.
+    pub(crate) fn submit_and_wait_any(&mut self) -> io::Result<()> {
+        self.enters += 1;
+        match self.ring.submit_and_wait(1) {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Submits what is queued and waits for one completion, at most `timeout`.
     ///
     /// # Errors
     /// As for [`Uring::submit`]; a timeout or a signal is not an error.
+    #[allow(dead_code)] // the driver's waits are bounded by its tick instead (no timer per wait)
     pub(crate) fn submit_and_wait(&mut self, timeout: Duration) -> io::Result<()> {
         self.enters += 1;
         let ts = types::Timespec::from(timeout);
