@@ -54,8 +54,8 @@ pub(crate) async fn eventfd_waiter(core: Rc<ShardCore>) {
 struct LoopState {
     /// The driver yielded once with nothing to do; the activity count then.
     quiet_since: Option<u64>,
-    /// The driver just came back from an idle wait.
-    after_wait: bool,
+    /// When the driver began waiting with nothing to do (cleared when work arrives).
+    idle_since: Option<Instant>,
 }
 
 fn poll_driver(core: &ShardCore, cx: &mut Context<'_>, st: &mut LoopState) -> Poll<()> {
@@ -74,14 +74,20 @@ fn poll_driver(core: &ShardCore, cx: &mut Context<'_>, st: &mut LoopState) -> Po
         let handled = drain(core, d);
         if handled > 0 {
             st.quiet_since = None;
-            st.after_wait = false;
+            st.idle_since = None;
             // Let the woken connection tasks run, then come back for what they queued.
             return yield_or_turn(d, cx);
         }
-        if std::mem::take(&mut st.after_wait) {
-            // The last wait ended with nothing but a tick: idle for `driver_block`. Park
-            // through glommio (no timer, no CPU) until the ring has a completion.
-            return park(core, d, cx);
+        if let Some(since) = st.idle_since {
+            // The last wait ended with nothing but a tick. Idle for `driver_block` in all:
+            // park through glommio (no timer, no CPU) until the ring has a completion.
+            // Sooner than that (the tick is periodic, not timed from the wait), wait again.
+            if since.elapsed() >= d.block() {
+                st.idle_since = None;
+                return park(core, d, cx);
+            }
+            d.idle_wait();
+            continue;
         }
         // Nothing completed. First one quiet round: yield so that tasks woken by other tasks
         // (not by us) run and can give us work.
@@ -95,8 +101,8 @@ fn poll_driver(core: &ShardCore, cx: &mut Context<'_>, st: &mut LoopState) -> Po
         if d.last_glommio_turn().elapsed() >= GLOMMIO_TURN || d.block().is_zero() {
             return park(core, d, cx);
         }
+        st.idle_since = Some(Instant::now());
         d.idle_wait();
-        st.after_wait = true;
         st.quiet_since = None;
     }
 }
