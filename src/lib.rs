@@ -64,6 +64,7 @@ mod control;
 mod driver;
 mod error;
 pub mod hgrm;
+pub mod mesh;
 pub mod pool;
 pub mod protocol;
 mod server;
@@ -80,7 +81,6 @@ pub use pool::{Pool, PoolConfig, Slab};
 pub use server::{Server, ServerHandle};
 pub use shard::{HandlerResult, ShardContext, ShardInfo};
 pub use stats::{MergedStats, ShardCounters, ShardStats, StatsSnapshot};
-pub use sys::mesh;
 
 /// The CPU ids this process may run on (its affinity mask), ascending: the cores
 /// [`Cores::All`] selects.

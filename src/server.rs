@@ -161,6 +161,9 @@ impl Server {
         let mut threads = Vec::with_capacity(cores.len());
         let mut readies = Vec::with_capacity(cores.len());
         let mut failure = None;
+        let rings: crate::driver::RingTable = (0..cores.len())
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
         for (id, (listener, &cpu)) in listeners.into_iter().zip(&cores).enumerate() {
             let (control, control_fd) = match Control::new() {
                 Ok(c) => c,
@@ -171,6 +174,7 @@ impl Server {
             };
             let (ready_tx, ready_rx) = mpsc::channel();
             let setup = ShardSetup {
+                rings: rings.clone(),
                 info: ShardInfo {
                     id,
                     cpu,

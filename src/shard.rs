@@ -35,6 +35,20 @@ use std::sync::{mpsc, Arc};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+thread_local! {
+    /// The shard running on this thread (for APIs reached without a context, such as the mesh).
+    static CURRENT: RefCell<std::rc::Weak<ShardCore>> = const { RefCell::new(std::rc::Weak::new()) };
+}
+
+/// Pokes shard `to` from the shard running on this thread, if any (see [`ShardCore::poke`]).
+pub(crate) fn poke_from_current(to: usize) {
+    CURRENT.with(|c| {
+        if let Some(core) = c.borrow().upgrade() {
+            core.poke(to);
+        }
+    });
+}
+
 /// Which shard this is, handed to the state factory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShardInfo {
@@ -78,6 +92,8 @@ pub(crate) struct ShardCore {
     /// The shard's own ring (io_uring backend). Declared first so it is dropped before the
     /// pool handle below.
     driver: Option<Driver>,
+    /// Every shard's ring descriptor (for pokes after cross-shard messages).
+    rings: driver::RingTable,
     pub(crate) info: ShardInfo,
     pub(crate) pool: Pool,
     pub(crate) slots: Slots,
@@ -110,9 +126,11 @@ impl ShardCore {
         config: &ServerConfig,
         pool: Pool,
         driver: Option<Driver>,
+        rings: driver::RingTable,
     ) -> ShardCore {
         ShardCore {
             driver,
+            rings,
             info,
             pool,
             slots: Slots::new(config.max_connections),
@@ -141,6 +159,16 @@ impl ShardCore {
     #[inline]
     pub(crate) fn driver(&self) -> Option<&Driver> {
         self.driver.as_ref()
+    }
+
+    /// Wakes shard `to` after a message was queued for it (io_uring backend: its driver may be
+    /// waiting in its own ring, where glommio's cross-shard wake-ups do not reach).
+    pub(crate) fn poke(&self, to: usize) {
+        if to != self.info.id {
+            if let Some(d) = self.driver() {
+                d.poke(&self.rings, to);
+            }
+        }
     }
 
     /// True once the shard has finished its shutdown.
@@ -336,6 +364,8 @@ impl<S> ShardContext<S> {
 /// Everything a shard thread needs, moved into it.
 pub(crate) struct ShardSetup {
     pub(crate) info: ShardInfo,
+    /// Every shard's ring descriptor, for cross-shard pokes.
+    pub(crate) rings: driver::RingTable,
     pub(crate) config: ServerConfig,
     pub(crate) listener: OwnedFd,
     pub(crate) control: Arc<Control>,
@@ -360,6 +390,7 @@ where
 {
     let ShardSetup {
         info,
+        rings,
         config,
         listener,
         control,
@@ -398,7 +429,15 @@ where
             }
         }
     };
-    let core = Rc::new(ShardCore::new(info, &config, pool, driver));
+    if let Some(d) = &driver {
+        if let Err(e) = d.publish_ring_fd(&rings, info.id) {
+            // Without it the other shards cannot wake this one while it waits in its ring:
+            // their messages wait for its next turn of glommio (at most `driver_block`).
+            log::warn!("shard {}: cannot share the ring for wake-ups: {e}", info.id);
+        }
+    }
+    let core = Rc::new(ShardCore::new(info, &config, pool, driver, rings));
+    CURRENT.with(|c| *c.borrow_mut() = Rc::downgrade(&core));
     let state = Rc::new(factory(info).await);
     let ctx = ShardContext {
         core: core.clone(),
@@ -446,6 +485,7 @@ where
         d.signal_eventfd();
     }
     drop(ring_tasks);
+    CURRENT.with(|c| *c.borrow_mut() = std::rc::Weak::new());
     log::debug!("shard {} stopped", info.id);
     Some(stats)
 }

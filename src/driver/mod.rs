@@ -40,7 +40,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,16 @@ const SPIN_SCORE_MAX: i32 = 16;
 /// Completions reaped per batch.
 pub(crate) const BATCH: usize = 256;
 
+/// Every shard's ring, shared by the server's shards so that each can poke the others
+/// (`MSG_RING`): a duplicate of each ring's descriptor, set once when its driver starts.
+///
+/// The table owns the duplicates and closes them when the last shard lets go of it, so a
+/// poke never targets a descriptor number that a stopped shard closed and something else
+/// reused: a stopped shard's ring stays open (its memory, not the pool, which the driver
+/// unregisters when it drops) until the whole server is gone, and a late poke lands there
+/// unread.
+pub(crate) type RingTable = std::sync::Arc<[std::sync::OnceLock<std::os::fd::OwnedFd>]>;
+
 /// What the driver does with an accepted socket: the shard's accept hook.
 pub(crate) type AcceptHook = Box<dyn Fn(RawFd)>;
 
@@ -75,6 +85,7 @@ pub(crate) struct Driver {
     activity: Cell<u64>,
     listener: Cell<RawFd>,
     tick_armed: Cell<bool>,
+    turn_requested: Cell<bool>,
     accept_armed: Cell<bool>,
     accepting: Cell<bool>,
     on_accept: RefCell<Option<AcceptHook>>,
@@ -136,6 +147,7 @@ impl Driver {
             activity: Cell::new(0),
             listener: Cell::new(-1),
             tick_armed: Cell::new(false),
+            turn_requested: Cell::new(false),
             accept_armed: Cell::new(false),
             accepting: Cell::new(false),
             on_accept: RefCell::new(None),
@@ -607,6 +619,50 @@ impl Driver {
     /// Connection slots in the table.
     pub(crate) fn slots(&self) -> usize {
         self.io.len()
+    }
+
+    /// Publishes a duplicate of this ring's descriptor as shard `id`'s, for the other
+    /// shards' pokes.
+    ///
+    /// # Errors
+    /// The `dup` error (no descriptor left).
+    pub(crate) fn publish_ring_fd(&self, table: &RingTable, id: usize) -> io::Result<()> {
+        let fd = self.ring.borrow().fd();
+        // SAFETY: the ring's descriptor is open for as long as `self.ring` lives, and we only
+        // borrow it here to duplicate it.
+        let dup = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
+        if let Some(slot) = table.get(id) {
+            let _ = slot.set(dup);
+        }
+        Ok(())
+    }
+
+    /// Wakes shard `to`'s driver, even while it waits in its own ring: posts a completion into
+    /// its ring (`IORING_OP_MSG_RING`). Sent with our next enter.
+    pub(crate) fn poke(&self, table: &RingTable, to: usize) {
+        let Some(fd) = table.get(to).and_then(|f| f.get()) else {
+            return; // its driver has not started: it has not parked in its ring either
+        };
+        let e = opcode::MsgRingData::new(
+            types::Fd(fd.as_raw_fd()),
+            0,
+            UserData::misc(Op::Poke).0,
+            None,
+        )
+        .build()
+        .user_data(UserData::misc(Op::Poked).0);
+        // SAFETY: a message to another ring references no memory of ours.
+        unsafe { self.push(e) };
+    }
+
+    /// Another shard poked us: glommio's reactor has a message to deliver.
+    pub(crate) fn poked(&self) {
+        self.turn_requested.set(true);
+    }
+
+    /// Whether a poke asked for a glommio turn (and clears it).
+    pub(crate) fn take_turn_request(&self) -> bool {
+        self.turn_requested.replace(false)
     }
 }
 

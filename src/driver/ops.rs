@@ -23,6 +23,11 @@ pub(crate) enum Op {
     Cancel = 4,
     /// The driver's periodic tick while it waits in its ring (a multishot timeout).
     Tick = 5,
+    /// Posted into this ring by another shard (`MSG_RING`) after it sent this shard a mesh
+    /// message: glommio must get a turn to deliver it.
+    Poke = 6,
+    /// The sender's own completion of a poke (bookkeeping).
+    Poked = 7,
 }
 
 /// Packed user data.
@@ -49,6 +54,8 @@ impl UserData {
             3 => Some(Op::Send),
             4 => Some(Op::Cancel),
             5 => Some(Op::Tick),
+            6 => Some(Op::Poke),
+            7 => Some(Op::Poked),
             _ => None,
         }
     }

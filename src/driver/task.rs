@@ -123,7 +123,7 @@ fn drain(core: &ShardCore, d: &Driver) -> usize {
             // driver awake.
             if matches!(
                 UserData(c.user_data).op(),
-                Some(Op::Accept | Op::Recv | Op::Send)
+                Some(Op::Accept | Op::Recv | Op::Send | Op::Poke)
             ) {
                 handled += 1;
             }
@@ -143,7 +143,7 @@ fn drain(core: &ShardCore, d: &Driver) -> usize {
 /// while, gives it a turn: signal our eventfd (its read in glommio completes at once) and
 /// wait for that instead of waking ourselves.
 fn yield_or_turn(d: &Driver, cx: &mut Context<'_>) -> Poll<()> {
-    if d.last_glommio_turn().elapsed() >= GLOMMIO_TURN {
+    if d.take_turn_request() || d.last_glommio_turn().elapsed() >= GLOMMIO_TURN {
         d.set_parked(true);
         d.signal_eventfd();
         return Poll::Pending;
@@ -191,6 +191,8 @@ fn dispatch(core: &ShardCore, d: &Driver, c: Completion, now: Instant) {
         }
         Some(Op::Cancel) => d.cancel_done(),
         Some(Op::Tick) => d.ticked(c.more()),
+        Some(Op::Poke) => d.poked(),
+        Some(Op::Poked) => {}
         Some(op @ (Op::Recv | Op::Send)) => {
             let slot = ud.slot();
             if slot as usize >= d.slots() {

@@ -8,14 +8,12 @@
 //!   and `recv` calls of the sync-first paths;
 //! * [`runtime`]: glommio — executor threads pinned to cores, the stream and listener types,
 //!   timers, task spawning, and a cross-thread wake-up;
-//! * [`mesh`]: glommio's cross-shard channel mesh, published as `shardnet::mesh`;
 //! * [`limits`]: resource limits (`RLIMIT_NOFILE`, `RLIMIT_MEMLOCK`) and the online cores.
 //!
 //! Memory mapping for the buffer pools lives with the pool (`pool::region`), which owns all
 //! pointer arithmetic.
 
 pub(crate) mod limits;
-pub mod mesh;
 pub(crate) mod runtime;
 pub(crate) mod socket;
 pub(crate) mod uring;

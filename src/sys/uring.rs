@@ -85,6 +85,11 @@ impl Uring {
         Ok(u)
     }
 
+    /// The ring's descriptor.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
     /// The eventfd the kernel signals while notifications are enabled.
     pub(crate) fn eventfd(&self) -> RawFd {
         self.eventfd.as_raw_fd()

@@ -6,7 +6,11 @@
 //! receive path (a chunk never crosses — copy what you forward).
 //!
 //! Built on glommio's channel mesh (lock-free SPSC rings between each pair of executors, an
-//! eventfd wake-up when the receiver sleeps). Each message is moved, not shared: `T: Send`.
+//! eventfd wake-up when the receiver sleeps in glommio). Each message is moved, not shared:
+//! `T: Send`. With the io_uring backend a shard may instead be waiting in its own ring, where
+//! glommio's wake-up does not reach; so every send from a shard also posts a completion into
+//! the receiver's ring (`IORING_OP_MSG_RING`, submitted with the sender's next batch), which
+//! makes the receiver's driver give glommio a turn at once.
 //!
 //! ```no_run
 //! use shardnet::mesh::Mesh;
@@ -172,7 +176,9 @@ impl<T: Send + 'static> MeshPort<T> {
         if to == self.shard || to >= self.shards() {
             return Err(msg);
         }
-        self.senders.send_to(to, msg).await.map_err(give_back)
+        self.senders.send_to(to, msg).await.map_err(give_back)?;
+        crate::shard::poke_from_current(to);
+        Ok(())
     }
 
     /// Sends without waiting.
@@ -183,7 +189,9 @@ impl<T: Send + 'static> MeshPort<T> {
         if to == self.shard || to >= self.shards() {
             return Err(msg);
         }
-        self.senders.try_send_to(to, msg).map_err(give_back)
+        self.senders.try_send_to(to, msg).map_err(give_back)?;
+        crate::shard::poke_from_current(to);
+        Ok(())
     }
 
     /// Takes the receiving ends, one per other shard (call once; later calls return none).
