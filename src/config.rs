@@ -97,7 +97,10 @@ pub struct ServerConfig {
     /// Ring backend: the longest an idle driver spins (checking its ring from userspace, no
     /// syscall) before it waits in the ring. It spins only while recent idle gaps were shorter
     /// than this — then a spin costs less CPU than a sleep and a wake-up, and answers sooner.
-    /// Zero never spins. Default 25 µs.
+    /// Zero never spins. Default 5 µs, about what a sleep and a wake-up cost here, so spinning
+    /// never costs more CPU than it saves. Longer spins buy latency with CPU: at 25 µs one
+    /// connection's round trip falls from ~50 µs to ~20 µs, but under partial load the shard
+    /// spends its idle time spinning (BENCHMARKS.md, "Attempts log").
     pub driver_spin: Duration,
     /// Ring backend: create the ring with `DEFER_TASKRUN` (completions are processed only when
     /// the driver enters its ring) instead of `COOP_TASKRUN`. Default false.
@@ -146,7 +149,7 @@ impl Default for ServerConfig {
             cores: Cores::All,
             io_backend: IoBackend::Ring,
             driver_block: Duration::from_millis(1),
-            driver_spin: Duration::from_micros(25),
+            driver_spin: Duration::from_micros(5),
             defer_taskrun: false,
             pool: PoolConfig::default(),
             max_connections: 16384,
