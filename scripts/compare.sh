@@ -10,7 +10,8 @@
 #   -s SCENARIOS  comma list (default all): c1 c50 c500 open20k open50 open80 16k idle10k idle
 #   -t TARGETS    comma list (default all): shardnet tokio-ct tokio-mt monoio glommio; also
 #                 shardnet@FLAGS, the echo example with extra flags joined by +, e.g.
-#                 shardnet@--backend=glommio or shardnet@--driver-spin-us=20
+#                 shardnet@--backend=glommio or shardnet@--driver-spin-us=20; and alt (or
+#                 alt@FLAGS): another build of the echo example, given with --alt-echo
 #   -r ROUNDS     rounds per scenario, targets alternating in each (default 3, at least 3
 #                 unless --allow-few-rounds)
 #   -d SECS       measured seconds per load run (default 2, at least 2)
@@ -22,6 +23,8 @@
 #   --idle-conns N   idle connections in idle10k (default 10000; 1000 are used in idle)
 #   --idle-secs SECS idle CPU window in the idle scenario (default 5)
 #   --no-build    use the binaries already built
+#   --alt-echo PATH  the echo binary of target alt (e.g. a build of another commit, made
+#                 with CARGO_TARGET_DIR=/tmp/other cargo build --release --example echo)
 #   --no-perf     do not count syscalls (perf adds a little cost per syscall)
 #   --keep        keep the working directory with every run's logs and JSON
 #   --max-others PCT  a load run during which other processes (or hypervisor steal) used more
@@ -53,7 +56,7 @@ ALL_SCENARIOS="c1 c50 c500 open20k open50 open80 16k idle10k idle"
 ALL_TARGETS="shardnet tokio-ct tokio-mt monoio glommio"
 scenarios_arg="" targets_arg="" rounds=3 duration=2 warmup=1
 server_cores=0 client_cores=1 port=7350 out_file="" idle_n=10000 idle_secs=5
-build=1 use_perf=1 keep=0 allow_few=0 max_others=25 retries=1 quiet_wait=5
+alt_bin="" build=1 use_perf=1 keep=0 allow_few=0 max_others=25 retries=1 quiet_wait=5
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -71,6 +74,7 @@ while [ $# -gt 0 ]; do
     --idle-secs) idle_secs="${2:?--idle-secs needs a value}"; shift 2 ;;
     --no-build) build=0; shift ;;
     --no-perf) use_perf=0; shift ;;
+    --alt-echo) [ $# -ge 2 ] || die "--alt-echo needs a path"; alt_bin=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --max-others) max_others="${2:?--max-others needs a value}"; shift 2 ;;
     --retries) retries="${2:?--retries needs a value}"; shift 2 ;;
@@ -99,16 +103,20 @@ pick() { # pick "CHOSEN" "ALL" NAME: the chosen items in canonical order, or die
   [ -n "$chosen" ] || { echo "$all"; return; }
   for c in $chosen; do
     ok=0; for a in $all; do [ "$a" = "$c" ] && ok=1; done
-    case "$c" in shardnet@*) [ "$what" = target ] && ok=1 ;; esac
-    [ "$ok" = 1 ] || die "unknown $what '$c' (one of: $all, or shardnet@FLAGS)"
+    case "$c" in shardnet@*|alt|alt@*) [ "$what" = target ] && ok=1 ;; esac
+    [ "$ok" = 1 ] || die "unknown $what '$c' (one of: $all, shardnet@FLAGS, alt, alt@FLAGS)"
   done
   for a in $all; do for c in $chosen; do [ "$a" = "$c" ] && { out="$out $a"; break; }; done; done
   # Variants of shardnet (shardnet@--flag=value+--other=value) keep the order given.
-  for c in $chosen; do case "$c" in shardnet@*) out="$out $c" ;; esac; done
+  for c in $chosen; do case "$c" in shardnet@*|alt|alt@*) out="$out $c" ;; esac; done
   echo "${out# }"
 }
 scenarios=$(pick "$scenarios_arg" "$ALL_SCENARIOS" scenario) || exit 2
 targets=$(pick "$targets_arg" "$ALL_TARGETS" target) || exit 2
+case " $targets " in
+  *" alt "*|*" alt@"*) [ -n "$alt_bin" ] && [ -x "$alt_bin" ] ||
+    die "target alt needs --alt-echo PATH to an executable echo example" ;;
+esac
 
 command -v python3 >/dev/null || { echo "compare.sh: needs python3 (summaries, JSON)" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "compare.sh: needs taskset (util-linux)" >&2; exit 1; }
@@ -225,6 +233,8 @@ server_cmd() { # the command line of target $1
   case "$1" in
     shardnet) echo "$echo_bin --addr $addr --cores $server_cores" ;;
     shardnet@*) local flags="${1#shardnet@}"; echo "$echo_bin --addr $addr --cores $server_cores ${flags//+/ }" ;;
+    alt) echo "$alt_bin --addr $addr --cores $server_cores" ;;
+    alt@*) local flags="${1#alt@}"; echo "$alt_bin --addr $addr --cores $server_cores ${flags//+/ }" ;;
     *) echo "$base_bin --impl $1 --addr $addr --cores $server_cores" ;;
   esac
 }
