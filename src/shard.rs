@@ -29,7 +29,7 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::pin;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::task::{Poll, Waker};
@@ -532,7 +532,7 @@ where
             core.clone(),
             slot,
             id,
-            handler(conn, ctx.clone()),
+            Box::pin(handler(conn, ctx.clone())),
         ));
     })
 }
@@ -686,7 +686,7 @@ where
             core.clone(),
             slot,
             id,
-            handler(conn, ctx.clone()),
+            Box::pin(handler(conn, ctx.clone())),
         ));
     }
 }
@@ -706,24 +706,28 @@ impl Drop for TaskSlot {
 /// Runs a handler's future: keeps the connection's waker in its slot, drops the future when
 /// the drain deadline forces the connection closed, and turns a panic into a closed
 /// connection (reason error) instead of a dead shard.
-async fn supervise<Fut>(core: Rc<ShardCore>, slot: u32, id: ConnId, fut: Fut)
+///
+/// The handler's future comes boxed: an `async fn` keeps its arguments beside its locals, so
+/// a future taken by value would be stored twice in this task (3 KiB instead of 1.5 KiB per
+/// connection for the echo handler). One allocation per connection, none per request.
+async fn supervise<Fut>(core: Rc<ShardCore>, slot: u32, id: ConnId, fut: Pin<Box<Fut>>)
 where
     Fut: Future,
     Fut::Output: HandlerResult,
 {
     let guard = TaskSlot { core, slot };
-    let mut fut = pin!(Some(fut));
+    let mut fut = Some(fut);
     let failed = poll_fn(|cx| {
         let s = guard.core.slots.get(slot);
         if s.flags() & slots::FORCE != 0 {
-            fut.set(None);
+            fut = None;
             return Poll::Ready(false);
         }
         s.register(cx.waker());
-        let Some(f) = fut.as_mut().as_pin_mut() else {
+        let Some(f) = fut.as_mut() else {
             return Poll::Ready(false);
         };
-        match catch_unwind(AssertUnwindSafe(|| f.poll(cx))) {
+        match catch_unwind(AssertUnwindSafe(|| f.as_mut().poll(cx))) {
             Ok(Poll::Ready(out)) => Poll::Ready(out.report(id)),
             Ok(Poll::Pending) => Poll::Pending,
             Err(panic) => {
@@ -741,7 +745,7 @@ where
     })
     .await;
     // Drop the handler's future (and with it, usually, the connection) before counting.
-    fut.set(None);
+    drop(fut);
     if failed {
         guard.core.slots.get(slot).set_reason(CloseReason::Error);
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Bytes of resident memory an idle connection may cost the server (documented in the README).
-const IDLE_CONNECTION_BOUND: u64 = 4096;
+const IDLE_CONNECTION_BOUND: u64 = 2048;
 
 fn open(addr: std::net::SocketAddr, n: usize) -> Vec<TcpStream> {
     let start = Instant::now();

@@ -70,8 +70,9 @@ pub struct Connection {
 #[derive(Debug)]
 enum Backend {
     /// Through glommio's stream (readiness polls on glommio's reactor). The stream is taken
-    /// out only by `Drop`, to hand it to a lingering close.
-    Glommio(Option<Stream>),
+    /// out only by `Drop`, to hand it to a lingering close. Boxed: glommio's stream is 120
+    /// bytes, which would otherwise sit in every connection of the default ring backend too.
+    Glommio(Option<Box<Stream>>),
     /// Through the shard driver's own ring; the driver owns the socket.
     Ring,
 }
@@ -97,7 +98,14 @@ impl Connection {
         peer: SocketAddr,
     ) -> Self {
         let fd = stream.fd();
-        Connection::with_backend(core, Backend::Glommio(Some(stream)), fd, slot, id, peer)
+        Connection::with_backend(
+            core,
+            Backend::Glommio(Some(Box::new(stream))),
+            fd,
+            slot,
+            id,
+            peer,
+        )
     }
 
     /// A connection whose socket `fd` the shard driver owns (io_uring backend).
@@ -421,7 +429,10 @@ impl Connection {
     /// # Errors
     /// As for [`send`](Connection::send).
     pub async fn send_chunk(&mut self, chunk: Chunk) -> Result<usize, ConnError> {
-        self.push(chunk).await?;
+        // Not `push(chunk).await`: a nested `async fn` would store the chunk twice in the
+        // handler's future, which every idle connection carries.
+        self.make_room(chunk.len()).await?;
+        self.out.push_chunk(chunk);
         self.flush().await
     }
 
@@ -431,10 +442,17 @@ impl Connection {
     /// # Errors
     /// As for [`send`](Connection::send), from the flush a full queue needs.
     pub async fn push(&mut self, chunk: Chunk) -> Result<(), ConnError> {
-        if self.out.slots_full() || self.out.bytes() + chunk.len() > self.core.max_pending_send {
+        self.make_room(chunk.len()).await?;
+        self.out.push_chunk(chunk);
+        Ok(())
+    }
+
+    /// Waits (sending what is queued) until the send queue has a free slot and room for `len`
+    /// more bytes within `max_pending_send`.
+    async fn make_room(&mut self, len: usize) -> Result<(), ConnError> {
+        if self.out.slots_full() || self.out.bytes() + len > self.core.max_pending_send {
             poll_fn(|cx| self.poll_flush_queue(cx, true)).await?;
         }
-        self.out.push_chunk(chunk);
         Ok(())
     }
 
@@ -592,7 +610,7 @@ impl Connection {
                 }
                 // `poll_send_step` needs `&mut self` beside the borrowed queue: split it.
                 let stream = match &mut self.backend {
-                    Backend::Glommio(s) => s.as_mut(),
+                    Backend::Glommio(s) => s.as_deref_mut(),
                     Backend::Ring => None,
                 };
                 let (stream, core, slot_ix, fell_back) =
@@ -625,7 +643,7 @@ impl Connection {
         iov: &[IoSlice<'_>],
     ) -> Poll<Result<usize, ConnError>> {
         let stream = match &mut self.backend {
-            Backend::Glommio(s) => s.as_mut(),
+            Backend::Glommio(s) => s.as_deref_mut(),
             Backend::Ring => None,
         };
         let r = send_step(
@@ -743,7 +761,7 @@ impl Drop for Connection {
         if self.should_linger() {
             if let Backend::Glommio(s) = &mut self.backend {
                 if let Some(stream) = s.take() {
-                    linger::spawn(self.core.clone(), stream, self.core.linger);
+                    linger::spawn(self.core.clone(), *stream, self.core.linger);
                 }
             }
         }
