@@ -92,7 +92,7 @@ pub(crate) struct ShardCore {
     /// The shard's own ring (io_uring backend). Declared first so it is dropped before the
     /// pool handle below.
     driver: Option<Driver>,
-    /// Every shard's ring descriptor (for pokes after cross-shard messages).
+    /// Every shard's ring (duplicated descriptors), for pokes after cross-shard messages.
     rings: driver::RingTable,
     pub(crate) info: ShardInfo,
     pub(crate) pool: Pool,
@@ -364,7 +364,7 @@ impl<S> ShardContext<S> {
 /// Everything a shard thread needs, moved into it.
 pub(crate) struct ShardSetup {
     pub(crate) info: ShardInfo,
-    /// Every shard's ring descriptor, for cross-shard pokes.
+    /// Every shard's ring (duplicated descriptors), for cross-shard pokes.
     pub(crate) rings: driver::RingTable,
     pub(crate) config: ServerConfig,
     pub(crate) listener: OwnedFd,
